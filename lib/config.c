@@ -89,6 +89,8 @@ static const struct field runtime_fields[] = {
         "Image for the pod infra container; empty uses the built-in pause process, which needs no pull."),
     STR("pause_command", pause_command, C_ABS,
         "Built-in pause binary, run as the pod infra process when pause_image is empty."),
+    STR("hooks_dir", hooks_dir, C_ABS_OR_EMPTY,
+        "Folder of OCI hook files (oci-hooks(5) JSON) added to every container whose conditions match; empty: none."),
 };
 
 static const struct field handler_fields[] = {
@@ -333,6 +335,7 @@ cr_config *cr_config_new_default(void)
               cr_config_set_str(&c->monitor_path, CRISP_LIBEXECDIR "/crisp-monitor") == 0 &&
               cr_config_set_str(&c->pause_image, "") == 0 &&
               cr_config_set_str(&c->pause_command, CRISP_LIBEXECDIR "/crisp-pause") == 0 &&
+              cr_config_set_str(&c->hooks_dir, "/usr/share/containers/oci/hooks.d") == 0 &&
               cr_config_set_str(&c->registries_conf, "/etc/containers/registries.conf") == 0 &&
               cr_config_set_str(&c->registries_conf_dir, "/etc/containers/registries.conf.d") == 0 &&
               cr_config_set_str(&c->signature_policy, "/etc/containers/policy.json") == 0 &&

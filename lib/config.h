@@ -39,6 +39,7 @@ typedef struct cr_config {
     char *monitor_path;    /* crisp-monitor binary (conmon-like) */
     char *pause_image;     /* "" = built-in crisp-pause, no pull */
     char *pause_command;   /* built-in pause binary, "/usr/local/libexec/crisp/crisp-pause" */
+    char *hooks_dir;       /* OCI hooks folder (oci-hooks(5)); "" = none */
     cr_runtime_handler *runtimes;
     size_t n_runtimes;
 

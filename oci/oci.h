@@ -92,6 +92,12 @@ typedef struct oci_spec_input {
      * its *.json files, in name order, add their hook to the spec's stages
      * when their "when" matches this container.  A missing folder: no hooks. */
     const char *hooks_dir;
+    /* NULL: the defaults (/proc/kcore, /sys/firmware, ... masked; /proc/sys,
+     * /proc/bus, ... read-only).  Non-NULL (may be empty, NULL-terminated):
+     * exactly these, as the kubelet sends them (empty for procMount Unmasked).
+     * Ignored when privileged (nothing is masked then). */
+    const char *const *masked_paths;
+    const char *const *readonly_paths;
 } oci_spec_input;
 
 /* The config.json text for in (validated: bad capability names, unknown

@@ -925,8 +925,8 @@ static void emit_linux(oci_jw *w, const oci_spec_input *in, const spec_ctx *cx)
         oci_jw_kstr(w, "rootfsPropagation", prop);
 
     if (!in->privileged) {
-        emit_strv(w, "maskedPaths", masked_paths);
-        emit_strv(w, "readonlyPaths", readonly_paths);
+        emit_strv(w, "maskedPaths", in->masked_paths ? in->masked_paths : masked_paths);
+        emit_strv(w, "readonlyPaths", in->readonly_paths ? in->readonly_paths : readonly_paths);
     }
     oci_seccomp_emit(w, &cx->seccomp, cx->caps);
     oci_jw_map_end(w);

@@ -275,6 +275,8 @@ static void *exit_watcher(void *arg)
             if (c) {
                 apply_exit(d, c);
                 ctr_put(d, c);
+            } else {
+                srv_sandbox_infra_exited(d, ev->name);
             }
         }
     }
@@ -559,119 +561,21 @@ static int resolve_user(const char *rootfs, const Runtime__V1__LinuxContainerSec
 
 /* ---- the monitor ---- */
 
-static char *monitor_binary(srv_daemon *d)
-{
-    char *p = cr_find_executable(d->cfg->monitor_path);
-    if (p)
-        return p;
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
-        return NULL;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (!slash)
-        return NULL;
-    *slash = '\0';
-    _cleanup_free_ char *cand = srv_pathf("%s/" MON_BINARY, self);
-    return cand ? cr_find_executable(cand) : NULL;
-}
-
-/* Launch crisp-monitor, which runs `runtime create`; returns the container pid. */
+/* Launch crisp-monitor for the container; it runs `runtime create`. */
 static int run_monitor(srv_daemon *d, srv_container *c, const char *bundle, const oci_runtime *rt, cr_err **err)
 {
-    _cleanup_free_ char *mon = monitor_binary(d);
-    if (!mon)
-        return cr_err_set(err, CR_FAILED_PRECONDITION, "crisp-monitor not found (%s)", d->cfg->monitor_path);
-    _cleanup_free_ char *state = ctr_rundir(d, c->id), *exits = srv_pathf("%s/exits", d->cfg->runroot);
-    if (!state || !exits)
+    _cleanup_free_ char *state = ctr_rundir(d, c->id);
+    if (!state)
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = mon;
-    argv[n++] = "--id"; argv[n++] = c->id;
-    argv[n++] = "--runtime"; argv[n++] = rt->path;
-    argv[n++] = "--runtime-root"; argv[n++] = rt->root;
-    argv[n++] = "--bundle"; argv[n++] = bundle;
-    argv[n++] = "--log-path"; argv[n++] = c->log_path;
-    argv[n++] = "--exit-dir"; argv[n++] = exits;
-    argv[n++] = "--state-dir"; argv[n++] = state;
-    argv[n++] = "--sync-fd"; argv[n++] = "3";
-    argv[n++] = "--name"; argv[n++] = c->name;
-    if (c->cgroups_path && c->cgroups_path[0] == '/') {
-        argv[n++] = "--cgroup-path";
-        argv[n++] = c->cgroups_path;
-    }
-    if (c->config->tty)
-        argv[n++] = "--terminal";
-    if (c->config->stdin)
-        argv[n++] = "--stdin";
-    if (c->config->stdin_once)
-        argv[n++] = "--stdin-once";
-    argv[n] = NULL;
-    int sync[2];
-    if (pipe2(sync, O_CLOEXEC) < 0)
-        return cr_err_errno(err, CR_INTERNAL, errno, "pipe");
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(sync[0]);
-        close(sync[1]);
-        return cr_err_errno(err, CR_INTERNAL, errno, "fork crisp-monitor");
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-        }
-        if (dup2(sync[1], 3) < 0)
-            _exit(126);
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        execv(mon, (char *const *)argv);
-        _exit(127);
-    }
-    close(sync[1]);
-    /* The launcher exits once the monitor is set up; the monitor then reports
-     * the runtime's create on the sync pipe. */
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    char line[4096];
-    size_t len = 0;
-    long deadline_ms = RUNTIME_TIMEOUT_S * 1000L;
-    while (len < sizeof(line) - 1) {
-        struct pollfd p = { sync[0], POLLIN, 0 };
-        int r = poll(&p, 1, (int)deadline_ms);
-        if (r <= 0)
-            break;
-        ssize_t k = read(sync[0], line + len, sizeof(line) - 1 - len);
-        if (k <= 0)
-            break;
-        len += (size_t)k;
-        if (memchr(line, '\n', len))
-            break;
-    }
-    close(sync[0]);
-    line[len] = '\0';
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return cr_err_set(err, CR_INTERNAL, "container %s: crisp-monitor failed to start (status %d)%s%s",
-                          c->id, st, len ? ": " : "", line);
-    yajl_val v = yajl_tree_parse(line, NULL, 0);
-    const char *p_pid[] = { "pid", NULL }, *p_err[] = { "error", NULL };
-    yajl_val pv = v ? yajl_tree_get(v, p_pid, yajl_t_number) : NULL;
-    yajl_val ev = v ? yajl_tree_get(v, p_err, yajl_t_string) : NULL;
-    int r = 0;
-    if (pv) {
-        c->pid = (int)YAJL_GET_INTEGER(pv);
-        c->pid_start = srv_proc_start_time(c->pid);
-    } else {
-        r = cr_err_set(err, CR_INTERNAL, "%s create %s: %s", rt->name, c->id,
-                       ev ? YAJL_GET_STRING(ev) : len ? line : "no answer from crisp-monitor");
-    }
-    yajl_tree_free(v);
-    return r;
+    srv_monitor_req m = {
+        .id = c->id, .name = c->name, .bundle = bundle, .rt = rt, .log_path = c->log_path, .state_dir = state,
+        .cgroups_path = c->cgroups_path, .tty = c->config->tty, .stdin_ = c->config->stdin,
+        .stdin_once = c->config->stdin_once,
+    };
+    if (srv_monitor_launch(d, &m, &c->pid, err) < 0)
+        return -1;
+    c->pid_start = srv_proc_start_time(c->pid);
+    return 0;
 }
 
 /* ---- CreateContainer ---- */
@@ -690,6 +594,37 @@ static const Runtime__V1__NamespaceOption *pod_ns(const srv_sandbox *sb)
     return c->linux && c->linux->security_context ? c->linux->security_context->namespace_options : NULL;
 }
 
+/* A NULL-terminated copy of a protobuf-c repeated string field. */
+static char **strv_copy(char *const *v, size_t n)
+{
+    char **out = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(v[i]))) {
+            cr_strvfree(out);
+            return NULL;
+        }
+    return out;
+}
+
+/* A CRI SecurityProfile (or the deprecated string field it replaced) in
+ * oci_spec_input's form: "runtime/default", "unconfined", "localhost/<ref>". */
+static char *security_profile(const Runtime__V1__SecurityProfile *p, const char *deprecated)
+{
+    if (p) {
+        switch (p->profile_type) {
+        case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined:
+            return strdup("unconfined");
+        case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost:
+            return srv_pathf("localhost/%s", p->localhost_ref ? p->localhost_ref : "");
+        default:
+            return strdup("runtime/default");
+        }
+    }
+    if (deprecated && *deprecated)
+        return strdup(!strcmp(deprecated, "docker/default") ? "runtime/default" : deprecated);
+    return strdup("runtime/default");
+}
+
 /* Build and write the container's config.json. */
 static int write_spec(srv_daemon *d, srv_container *c, srv_sandbox *sb, const char *rootfs,
                       const image_cfg *ic, const char *bundle, cr_err **err)
@@ -705,7 +640,10 @@ static int write_spec(srv_daemon *d, srv_container *c, srv_sandbox *sb, const ch
     oci_mount *mounts = NULL;
     size_t nm = 0;
     user_info ui = { 0 };
-    _cleanup_free_ char *seccomp = NULL;
+    _cleanup_free_ char *seccomp = NULL, *apparmor = NULL;
+    _cleanup_strv_ char **masked = NULL, **ro_paths = NULL, **unified = NULL;
+    _cleanup_free_ oci_hugepage *hugepages = NULL;
+    _cleanup_free_ oci_device *devices = NULL;
     _cleanup_free_ char *ipc_ns = NULL, *uts_ns = NULL, *pid_ns = NULL;
     _cleanup_free_ char *pdir = NULL, *prun = NULL, *shm = NULL, *hosts = NULL, *resolv = NULL, *hn = NULL;
 
@@ -813,12 +751,8 @@ static int write_spec(srv_daemon *d, srv_container *c, srv_sandbox *sb, const ch
         pid_mode.mode = OCI_NS_HOST;
     else if (cns && cns->pid == RUNTIME__V1__NAMESPACE_MODE__POD)
         pid_mode = (oci_ns){ OCI_NS_PATH, pid_ns };
-    if (sc && sc->seccomp && sc->seccomp->profile_type == RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined)
-        seccomp = strdup("unconfined");
-    else if (sc && sc->seccomp && sc->seccomp->profile_type == RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost)
-        seccomp = srv_pathf("localhost/%s", sc->seccomp->localhost_ref);
-    else
-        seccomp = strdup("runtime/default");
+    seccomp = security_profile(sc ? sc->seccomp : NULL, sc ? sc->seccomp_profile_path : NULL);
+    apparmor = security_profile(sc ? sc->apparmor : NULL, sc ? sc->apparmor_profile : NULL);
     /* Annotations: the config's, then the ones that say what this is. */
     for (size_t i = 0; i < cfg->n_annotations; i++) {
         oom |= strv_push(&annotations, &nann, cfg->annotations[i]->key) < 0;
@@ -830,7 +764,32 @@ static int write_spec(srv_daemon *d, srv_container *c, srv_sandbox *sb, const ch
     oom |= strv_push(&annotations, &nann, sb->id) < 0;
     oom |= strv_push(&annotations, &nann, "io.kubernetes.cri.container-name") < 0;
     oom |= strv_push(&annotations, &nann, cfg->metadata->name) < 0;
-    if (oom || !seccomp || !ipc_ns || !uts_ns || !pid_ns)
+    /* The kubelet's masked and read-only paths replace the defaults when it
+     * sends them (an empty list is indistinguishable from none on the wire). */
+    if (sc && sc->n_masked_paths)
+        oom |= !(masked = strv_copy(sc->masked_paths, sc->n_masked_paths));
+    if (sc && sc->n_readonly_paths)
+        oom |= !(ro_paths = strv_copy(sc->readonly_paths, sc->n_readonly_paths));
+    /* Resources beyond cpu/memory: huge pages, cgroup v2 unified keys. */
+    if (res && res->n_hugepage_limits) {
+        oom |= !(hugepages = calloc(res->n_hugepage_limits, sizeof(*hugepages)));
+        for (size_t i = 0; hugepages && i < res->n_hugepage_limits; i++)
+            hugepages[i] = (oci_hugepage){ res->hugepage_limits[i]->page_size, res->hugepage_limits[i]->limit };
+    }
+    if (res && res->n_unified) {
+        size_t nu = 0;
+        for (size_t i = 0; i < res->n_unified; i++) {
+            oom |= strv_push(&unified, &nu, res->unified[i]->key) < 0;
+            oom |= strv_push(&unified, &nu, res->unified[i]->value) < 0;
+        }
+    }
+    if (cfg->n_devices) {
+        oom |= !(devices = calloc(cfg->n_devices, sizeof(*devices)));
+        for (size_t i = 0; devices && i < cfg->n_devices; i++)
+            devices[i] = (oci_device){ cfg->devices[i]->container_path, cfg->devices[i]->host_path,
+                                       cfg->devices[i]->permissions };
+    }
+    if (oom || !seccomp || !apparmor || !ipc_ns || !uts_ns || !pid_ns)
         goto out;
     const char *cwd = cfg->working_dir && *cfg->working_dir ? cfg->working_dir : ic->workdir && *ic->workdir ? ic->workdir : "/";
     oci_spec_input in = {
@@ -866,14 +825,21 @@ static int write_spec(srv_daemon *d, srv_container *c, srv_sandbox *sb, const ch
         .cpuset_cpus = res && res->cpuset_cpus && *res->cpuset_cpus ? res->cpuset_cpus : NULL,
         .cpuset_mems = res && res->cpuset_mems && *res->cpuset_mems ? res->cpuset_mems : NULL,
         .annotations = (const char *const *)annotations,
+        .hugepages = hugepages,
+        .n_hugepages = res ? res->n_hugepage_limits : 0,
+        .unified = (const char *const *)unified,
+        .devices = devices,
+        .n_devices = cfg->n_devices,
+        .apparmor_profile = apparmor,
+        .hooks_dir = d->cfg->hooks_dir[0] ? d->cfg->hooks_dir : NULL,
+        .masked_paths = (const char *const *)masked,
+        .readonly_paths = (const char *const *)ro_paths,
     };
     /* protobuf-c repeated strings are not NULL-terminated: copy them. */
-    char **add = NULL, **drop = NULL;
-    size_t nadd = 0, ndrop = 0;
-    for (size_t i = 0; sc && sc->capabilities && i < sc->capabilities->n_add_capabilities; i++)
-        oom |= strv_push(&add, &nadd, sc->capabilities->add_capabilities[i]) < 0;
-    for (size_t i = 0; sc && sc->capabilities && i < sc->capabilities->n_drop_capabilities; i++)
-        oom |= strv_push(&drop, &ndrop, sc->capabilities->drop_capabilities[i]) < 0;
+    const Runtime__V1__Capability *caps = sc ? sc->capabilities : NULL;
+    char **add = caps ? strv_copy(caps->add_capabilities, caps->n_add_capabilities) : NULL;
+    char **drop = caps ? strv_copy(caps->drop_capabilities, caps->n_drop_capabilities) : NULL;
+    oom |= caps && (!add || !drop);
     in.cap_add = (const char *const *)add;
     in.cap_drop = (const char *const *)drop;
     if (!oom)

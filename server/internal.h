@@ -159,6 +159,18 @@ int srv_empty_response(const ProtobufCMessageDescriptor *desc, ProtobufCMessage 
 uint64_t srv_proc_start_time(int pid);
 struct oci_runtime;
 const struct oci_runtime *srv_handler_runtime(srv_daemon *d, const char *name, struct oci_runtime *out);
+
+/* monitor.c: start a crisp-monitor that runs `runtime create` for id. */
+typedef struct srv_monitor_req {
+    const char *id, *name, *bundle;
+    const struct oci_runtime *rt;
+    const char *log_path;      /* CRI log file */
+    const char *state_dir;     /* the monitor's attach socket and ctl fifo */
+    const char *cgroups_path;  /* cgroupfs path for OOM watching, or NULL */
+    bool tty, stdin_, stdin_once;
+} srv_monitor_req;
+/* The created (not yet started) container's pid in *pid. */
+int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid, cr_err **err);
 /* cgroupsPath for a pod or container under parent, per the cgroup manager. */
 char *srv_cgroups_path(srv_daemon *d, const char *parent, const char *id);
 

@@ -193,6 +193,15 @@ static void refresh_state(srv_daemon *d, srv_sandbox *sb)
     pthread_mutex_unlock(&sb->op_mu);
 }
 
+void srv_sandbox_infra_exited(srv_daemon *d, const char *id)
+{
+    srv_sandbox *sb = srv_sandbox_get(d, id, NULL);
+    if (!sb)
+        return;
+    refresh_state(d, sb);
+    srv_sandbox_put(d, sb);
+}
+
 /* ---- helpers ---- */
 
 static const Runtime__V1__NamespaceOption *ns_options(const Runtime__V1__PodSandboxConfig *c)
@@ -500,6 +509,9 @@ static int teardown(srv_daemon *d, srv_sandbox *sb, bool remove, cr_err **err)
     if (d->cfg->pause_image[0])
         img_store_unmount(d->images, sb->id, true, NULL);
     _cleanup_free_ char *dir = srv_sandbox_dir(d, sb->id);
+    _cleanup_free_ char *exit_file = srv_pathf("%s/exits/%s", d->cfg->runroot, sb->id);
+    if (exit_file)
+        unlink(exit_file);
     if (run)
         cr_remove_tree(run, NULL);
     if (dir && cr_remove_tree(dir, err) < 0)
@@ -571,10 +583,10 @@ static int start_infra(srv_daemon *d, srv_sandbox *sb, const char *hostname, cr_
     if (infra_rootfs(d, sb, &rootfs, &args, err) < 0)
         return -1;
     _cleanup_free_ char *dir = srv_sandbox_dir(d, sb->id), *run = srv_sandbox_rundir(d, sb->id);
-    _cleanup_free_ char *bundle = srv_pathf("%s/bundle", dir), *pidfile = srv_pathf("%s/bundle/pid", dir);
+    _cleanup_free_ char *bundle = srv_pathf("%s/bundle", dir);
     _cleanup_free_ char *shm = srv_pathf("%s/shm", run), *hosts = srv_pathf("%s/hosts", dir);
     _cleanup_free_ char *resolv = srv_pathf("%s/resolv.conf", dir), *hn = srv_pathf("%s/hostname", dir);
-    if (!dir || !run || !bundle || !pidfile || !shm || !hosts || !resolv || !hn)
+    if (!dir || !run || !bundle || !shm || !hosts || !resolv || !hn)
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
     if (cr_mkdir_p(bundle, 0700, err) < 0)
         return -1;
@@ -634,15 +646,20 @@ static int start_infra(srv_daemon *d, srv_sandbox *sb, const char *hostname, cr_
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
     if (oci_spec_write(&in, bundle, err) < 0)
         return cr_err_prefix(err, "pod %s: infra spec", sb->id);
-    if (oci_create(&rt, sb->id, bundle, pidfile, RUNTIME_TIMEOUT_S, err) < 0)
+    /* The infra process runs under a crisp-monitor like any container: it
+     * reaps it, records its exit and is not crispd's child. */
+    _cleanup_free_ char *log = srv_pathf("%s/infra.log", run);
+    if (!log)
+        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
+    srv_monitor_req m = { .id = sb->id, .name = sb->name, .bundle = bundle, .rt = &rt, .log_path = log,
+                          .state_dir = run, .cgroups_path = sb->cgroups_path };
+    int pid = 0;
+    if (srv_monitor_launch(d, &m, &pid, err) < 0)
         return -1;
     if (oci_start(&rt, sb->id, RUNTIME_TIMEOUT_S, err) < 0)
         return -1;
-    oci_state st;
-    if (oci_state_get(&rt, sb->id, &st, err) < 0)
-        return -1;
-    sb->pid = st.pid;
-    sb->pid_start = srv_proc_start_time(st.pid);
+    sb->pid = pid;
+    sb->pid_start = srv_proc_start_time(pid);
     return 0;
 }
 

@@ -38,6 +38,8 @@ void srv_sandbox_put(srv_daemon *d, srv_sandbox *sb);
 char *srv_sandbox_dir(srv_daemon *d, const char *id);
 char *srv_sandbox_rundir(srv_daemon *d, const char *id);
 
+/* The exit watcher saw the infra process's exit file: a READY pod turns NOTREADY. */
+void srv_sandbox_infra_exited(srv_daemon *d, const char *id);
 /* Load records at start and reconcile them with the runtime. */
 int srv_sandboxes_load(srv_daemon *d, cr_err **err);
 void srv_sandboxes_free(srv_daemon *d);
