@@ -20,7 +20,7 @@ endif
 
 PKGS := grpc gpr libprotobuf-c yajl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := -lgrpc -lgpr -lprotobuf-c -lyajl -lcurl -larchive -lcrypto -lseccomp -lcap
+PKG_LIBS := -lgrpc -lgpr -lprotobuf-c -lyajl -lcurl -larchive -lcrypto -lseccomp -lcap -lmicrohttpd
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -146,10 +146,13 @@ test-integration: $(BINS) $(INTEG_TESTS) $(if $(wildcard test/images/*.c),$(B)/m
 # Benchmarks print figures; they assert nothing and are not part of `make test`.
 $(B)/bench-pods: test/bench/bench_pods.c $(CLIENT_A) $(PROTO_O) $(LIB_A)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIENT_A) $(PROTO_O) $(LIB_A) $(LDLIBS)
+$(B)/bench-containers: test/bench/bench_containers.c $(CLIENT_A) $(PROTO_O) $(LIB_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIENT_A) $(PROTO_O) $(LIB_A) $(LDLIBS)
 
-bench: all $(B)/mkimage $(B)/bench-pods
+bench: all $(B)/mkimage $(B)/bench-pods $(B)/bench-containers
 	bash test/bench/pull.sh
 	bash test/bench/pods.sh
+	B=$(B) bash test/bench/containers.sh
 
 run: deps all
 	exec $(B)/crispd $(CRISPD_FLAGS)

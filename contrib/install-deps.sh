@@ -9,11 +9,14 @@ pkgs=(
   build-essential pkg-config git clang libclang-rt-dev
   # libraries (DESIGN.md, dependencies)
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libyajl-dev check
-  libseccomp-dev libcap-dev libcurl4-openssl-dev libgpgme-dev libarchive-dev libssl-dev
+  libseccomp-dev libcap-dev libcurl4-openssl-dev libgpgme-dev libarchive-dev libssl-dev libmicrohttpd-dev
   # what crispd drives at run time
   runc crun containernetworking-plugins iproute2 iptables
   # test fixtures: a real registry, image tools, busybox for test images
   docker-registry skopeo umoci busybox-static zstd apache2-utils
+  # reference tools: containerd as a reference CRI endpoint (test/containerd),
+  # conmon for the monitor RSS comparison (test/bench/containers.sh)
+  containerd conmon
 )
 
 missing=()

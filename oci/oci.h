@@ -148,6 +148,10 @@ typedef struct oci_device oci_device;
 /* The AppArmor profile "runtime/default" stands for (on a host with AppArmor
  * enabled it must be loaded, else the spec is CR_FAILED_PRECONDITION). */
 #define OCI_APPARMOR_DEFAULT_PROFILE "crisp-default"
+/* On a host with AppArmor enabled, load that profile with apparmor_parser
+ * unless the kernel has it already (its source is written under tmpdir);
+ * without AppArmor: 0, nothing done. */
+int oci_apparmor_load_default(const char *tmpdir, cr_err **err);
 
 /* What oci_exec_sync keeps of each of stdout and stderr when cap is 0. */
 #define OCI_EXEC_DEFAULT_CAP (16u << 20)

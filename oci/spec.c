@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -562,6 +563,97 @@ static int resolve_devices(const oci_spec_input *in, dev_info **out, cr_err **er
     return 0;
 }
 
+typedef struct spec_ctx {
+    uint64_t caps;
+    sysctl_kv *sysctls;
+    size_t n_sysctls;
+    oci_seccomp_profile seccomp;
+    dev_info *devs;
+    size_t n_devs;
+    char **host_dev_paths;  /* owned paths of the host devices in devs */
+    const char *apparmor;
+    oci_hooks hooks;
+} spec_ctx;
+
+/* Device folders a container has its own of, or that hold no device nodes
+ * worth passing (the host's pseudo-terminals, shm, mqueue, fd links). */
+static bool skip_dev_dir(const char *name)
+{
+    static const char *const skip[] = { "pts", "shm", "mqueue", "fd", ".lxc", ".udev", NULL };
+    for (const char *const *p = skip; *p; p++)
+        if (!strcmp(name, *p))
+            return true;
+    return false;
+}
+
+static int collect_host_devices(spec_ctx *cx, const char *dir, size_t *cap, int depth, cr_err **err)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    if (!d)
+        return 0; /* vanished or unreadable: nothing to pass */
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
+            return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "devices: out of memory");
+        struct stat st;
+        if (lstat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (depth < 8 && !(depth == 0 && skip_dev_dir(de->d_name)) &&
+                collect_host_devices(cx, path, cap, depth + 1, err) < 0)
+                return -1;
+            continue;
+        }
+        if ((!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) || !strcmp(path, "/dev/console"))
+            continue;
+        bool have = false; /* a device the config passes already */
+        for (size_t i = 0; i < cx->n_devs && !have; i++)
+            have = !strcmp(cx->devs[i].path, path);
+        if (have)
+            continue;
+        if (cx->n_devs == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 64;
+            dev_info *nv = realloc(cx->devs, ncap * sizeof(*nv));
+            char **np = realloc(cx->host_dev_paths, (ncap + 1) * sizeof(char *));
+            if (nv)
+                cx->devs = nv;
+            if (np)
+                cx->host_dev_paths = np;
+            if (!nv || !np)
+                return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "devices: out of memory");
+            *cap = ncap;
+        }
+        size_t k = 0;
+        while (cx->host_dev_paths[k])
+            k++;
+        cx->host_dev_paths[k] = cr_steal(&path);
+        cx->host_dev_paths[k + 1] = NULL;
+        cx->devs[cx->n_devs++] = (dev_info){
+            .path = cx->host_dev_paths[k], .type = S_ISCHR(st.st_mode) ? "c" : "b",
+            .major = (long)major(st.st_rdev), .minor = (long)minor(st.st_rdev),
+            .mode = st.st_mode & 07777, .uid = st.st_uid, .gid = st.st_gid, .access = "rwm" };
+    }
+    return 0;
+}
+
+/* A privileged container gets every device node of the host's /dev, as
+ * with containerd and CRI-O (the device cgroup already allows them all). */
+static int add_host_devices(spec_ctx *cx, cr_err **err)
+{
+    size_t cap = cx->n_devs;
+    /* devs and host_dev_paths grow together; host_dev_paths stays NULL-terminated */
+    if (!(cx->host_dev_paths = calloc(1, sizeof(char *))))
+        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "devices: out of memory");
+    if (cap == 0) {
+        free(cx->devs);
+        cx->devs = NULL;
+    }
+    return collect_host_devices(cx, "/dev", &cap, 0, err);
+}
+
 static void emit_devices(oci_jw *w, const dev_info *devs, size_t n)
 {
     if (!n)
@@ -797,15 +889,6 @@ static int resolve_apparmor(const oci_spec_input *in, const char **out, cr_err *
 /* ---- the whole spec ---- */
 
 /* What the spec needs beyond the input, resolved before any JSON is written. */
-typedef struct spec_ctx {
-    uint64_t caps;
-    sysctl_kv *sysctls;
-    size_t n_sysctls;
-    oci_seccomp_profile seccomp;
-    dev_info *devs;
-    const char *apparmor;
-    oci_hooks hooks;
-} spec_ctx;
 
 static int check_input(const oci_spec_input *in, cr_err **err)
 {
@@ -917,8 +1000,8 @@ static void emit_linux(oci_jw *w, const oci_spec_input *in, const spec_ctx *cx)
         oci_jw_map_end(w);
     }
 
-    emit_devices(w, cx->devs, in->n_devices);
-    emit_resources(w, in, cx->devs, in->n_devices);
+    emit_devices(w, cx->devs, cx->n_devs);
+    emit_resources(w, in, cx->devs, cx->n_devs);
 
     const char *prop = rootfs_propagation(in);
     if (prop)
@@ -937,6 +1020,7 @@ static void spec_ctx_clear(spec_ctx *cx)
     oci_seccomp_profile_clear(&cx->seccomp);
     sysctls_free(cx->sysctls, cx->n_sysctls);
     free(cx->devs);
+    cr_strvfree(cx->host_dev_paths);
     oci_hooks_clear(&cx->hooks);
 }
 
@@ -984,7 +1068,10 @@ char *oci_spec_json(const oci_spec_input *in, cr_err **err)
 
     char *result = NULL;
     oci_jw w = { .g = NULL };
-    if (resolve_devices(in, &cx.devs, err) < 0 || resolve_apparmor(in, &cx.apparmor, err) < 0 ||
+    if (resolve_devices(in, &cx.devs, err) < 0)
+        goto out;
+    cx.n_devs = in->n_devices;
+    if ((in->privileged && add_host_devices(&cx, err) < 0) || resolve_apparmor(in, &cx.apparmor, err) < 0 ||
         oci_hooks_load(in->hooks_dir, in, &cx.hooks, err) < 0)
         goto out;
     if (!(w.g = new_gen())) {

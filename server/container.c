@@ -959,11 +959,20 @@ int srv_create_container(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMe
         for (size_t i = 0; i < d->n_containers && !have; i++)
             if (!strcmp(d->containers[i]->name, name))
                 have = d->containers[i];
-        if (have) {
+        if (have && have->state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED) {
+            /* A retry after the client's own timeout: it never saw the id, so
+             * it never started the container; hand the same one back. */
             char id[65];
             memcpy(id, have->id, sizeof(id));
             pthread_mutex_unlock(&d->ctr_mu);
             r = create_response(id, resp, err);
+            goto out;
+        }
+        if (have) {
+            cr_err_set(err, CR_ALREADY_EXISTS,
+                       "CreateContainer %s: the name is in use by container %s (%s); remove it first",
+                       cfg->metadata->name, have->id, state_name(have->state));
+            pthread_mutex_unlock(&d->ctr_mu);
             goto out;
         }
         if (!name_in_flight(d, name))
@@ -1107,7 +1116,10 @@ int srv_start_container(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMes
         r = -1;
     } else {
         pthread_mutex_lock(&d->ctr_mu);
-        c->started_at = srv_now_ns();
+        int64_t now = srv_now_ns();
+        /* The exit watcher may have seen it finish already (a quick exit). */
+        bool done = c->state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED && c->finished_at;
+        c->started_at = done && c->finished_at < now ? c->finished_at : now;
         if (c->state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED)
             c->state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING;
         pthread_mutex_unlock(&d->ctr_mu);

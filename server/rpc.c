@@ -36,6 +36,7 @@
 #include "lib/cleanup.h"
 #include "lib/fs.h"
 #include "lib/log.h"
+#include "oci/oci.h"
 
 #define MAX_STREAMS 256
 #define MAX_MESSAGE (16 * 1024 * 1024)
@@ -779,6 +780,12 @@ srv_daemon *srv_start(cr_config *cfg, cr_err **err)
         srv_exit_watcher_start(d, err) < 0 || srv_containers_load(d, err) < 0) {
         release(d);
         return NULL;
+    }
+    cr_err *aa = NULL;
+    if (oci_apparmor_load_default(d->cfg->runroot, &aa) < 0) {
+        /* Not fatal: pods that ask for the default profile get a clear error. */
+        cr_log_warn("default AppArmor profile not loaded", "error", aa->msg, NULL);
+        cr_err_free(aa);
     }
     grpc_init();
     d->grpc_inited = true;

@@ -1,5 +1,6 @@
 #include "pbjson.h"
 
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,7 +152,16 @@ static int is_map_entry(const ProtobufCFieldDescriptor *f)
            strcmp(md->fields[0].name, "key") == 0 && strcmp(md->fields[1].name, "value") == 0;
 }
 
+static void gen_message(yajl_gen g, const ProtobufCMessage *msg, bool top);
+
 void pbjson_gen(yajl_gen g, const ProtobufCMessage *msg)
+{
+    gen_message(g, msg, false);
+}
+
+/* top: the printed message itself, whose empty lists show as [] (as crictl
+ * prints them: `{"containers": []}`, not `{}`); nested ones omit them. */
+static void gen_message(yajl_gen g, const ProtobufCMessage *msg, bool top)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     yajl_gen_map_open(g);
@@ -160,7 +170,7 @@ void pbjson_gen(yajl_gen g, const ProtobufCMessage *msg)
         const char *base = (const char *)msg;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);
-            if (n == 0)
+            if (n == 0 && !top)
                 continue;
             const char *arr = *(char *const *)(base + f->offset);
             size_t sz = type_size(f->type);
@@ -202,7 +212,7 @@ char *pbjson_string(const ProtobufCMessage *msg)
         return NULL;
     yajl_gen_config(g, yajl_gen_beautify, 1);
     yajl_gen_config(g, yajl_gen_indent_string, "  ");
-    pbjson_gen(g, msg);
+    gen_message(g, msg, true);
     const unsigned char *buf;
     size_t len;
     yajl_gen_get_buf(g, &buf, &len);

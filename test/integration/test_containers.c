@@ -1,6 +1,13 @@
-/* Containers with real runc: busybox images from a real registry, pods with
- * the host network (networking is covered by test_pods), crisp-monitor logs
- * and exit codes, stop grace periods, users, restart recovery. */
+/* Containers with real runc and real crun: busybox images from a real
+ * registry, pods with the host network (networking is covered by test_pods),
+ * crisp-monitor logs and exit codes, stop grace periods, users, security
+ * settings, mounts, resources and OOM kills, log reopen, host PID, restart
+ * recovery.  Most cases run once per runtime handler (check loop tests).
+ *
+ * crun 1.8 refuses this VM's hybrid cgroup layout (hugetlb on the v2
+ * hierarchy): the crun handler is pointed at a wrapper that runs crun in a
+ * private mount namespace with /sys/fs/cgroup/unified/cgroup.controllers
+ * hidden under an empty file. */
 #include <check.h>
 #include <dirent.h>
 #include <signal.h>
@@ -19,6 +26,38 @@ static char suite_dir[128];
 static tf_registry reg;
 static char image[128];
 static th_daemon D;
+static const char *const handlers[] = { "runc", "crun" };
+static const char *handler = "runc"; /* the runtime handler of this test's pods */
+
+#define HYBRID_CONTROLLERS "/sys/fs/cgroup/unified/cgroup.controllers"
+
+/* Loop tests take the handler from their index. */
+#define TH_ADD_BOTH(tc, name)                                              \
+    do {                                                                   \
+        const char *only_ = getenv("CRISP_TEST_ONLY");                     \
+        if (!only_ || !*only_ || strcmp(only_, #name) == 0)                \
+            tcase_add_loop_test(tc, name, 0, 2);                           \
+    } while (0)
+#define USE_HANDLER() (handler = handlers[_i])
+
+/* The crun handler's binary: crun itself, or on a hybrid layout a wrapper
+ * hiding the v2 controllers list from it (see the top of this file). */
+static void write_crun_wrapper(void)
+{
+    char path[256], empty[256], text[1024];
+    snprintf(empty, sizeof(empty), "%s/empty", suite_dir);
+    snprintf(path, sizeof(path), "%s/crun-wrap", suite_dir);
+    if (cr_write_file_atomic(empty, "", 0, 0644, NULL) < 0)
+        th_setup_die("write", empty);
+    if (access(HYBRID_CONTROLLERS, F_OK) == 0)
+        snprintf(text, sizeof(text),
+                 "#!/bin/sh\nexec unshare -m --propagation private /bin/sh -c "
+                 "'mount --bind \"$0\" " HYBRID_CONTROLLERS " && exec /usr/bin/crun \"$@\"' %s \"$@\"\n", empty);
+    else
+        snprintf(text, sizeof(text), "#!/bin/sh\nexec /usr/bin/crun \"$@\"\n");
+    if (cr_write_file_atomic(path, text, strlen(text), 0755, NULL) < 0)
+        th_setup_die("write", path);
+}
 
 static void suite_setup(void)
 {
@@ -30,6 +69,7 @@ static void suite_setup(void)
         th_setup_die("registry", err);
     th_push_image(suite_dir, "busybox", "busybox", &reg, "busybox:latest", false, NULL, NULL);
     snprintf(image, sizeof(image), "%s/busybox:latest", reg.addr);
+    write_crun_wrapper();
 }
 
 static void suite_teardown(void)
@@ -47,7 +87,9 @@ static void start(void)
     snprintf(regs, sizeof(regs), "[[registry]]\nlocation = \"%s\"\ninsecure = true\n", reg.addr);
     ck_assert_int_eq(cr_write_file_atomic(path, regs, strlen(regs), 0644, NULL), 0);
     FILE *f = fopen(D.config, "a");
-    snprintf(extra, sizeof(extra), "[crisp.image]\nregistries_conf = \"%s\"\n", path);
+    snprintf(extra, sizeof(extra),
+             "[crisp.image]\nregistries_conf = \"%s\"\n"
+             "[crisp.runtime.runtimes.crun]\nruntime_path = \"%s/crun-wrap\"\n", path, suite_dir);
     fputs(extra, f);
     fclose(f);
     D.pid = th_spawn(&D, NULL);
@@ -81,6 +123,8 @@ static void teardown(void)
     th_cleanup(&D);
 }
 
+static Runtime__V1__NamespaceMode pod_pid_mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+
 static Runtime__V1__PodSandboxConfig *pod_config(const char *name)
 {
     static Runtime__V1__PodSandboxMetadata md;
@@ -100,6 +144,7 @@ static Runtime__V1__PodSandboxConfig *pod_config(const char *name)
     md.namespace_ = "ctr-test";
     md.uid = uid;
     nso.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
+    nso.pid = pod_pid_mode;
     sc.namespace_options = &nso;
     lx.security_context = &sc;
     cfg.metadata = &md;
@@ -111,7 +156,7 @@ static Runtime__V1__PodSandboxConfig *pod_config(const char *name)
 static char *run_pod(cc_conn *c, const char *name)
 {
     cr_err *err = NULL;
-    Runtime__V1__RunPodSandboxResponse *r = cc_run_pod_sandbox(c, pod_config(name), NULL, &err);
+    Runtime__V1__RunPodSandboxResponse *r = cc_run_pod_sandbox(c, pod_config(name), handler, &err);
     ck_assert_msg(r != NULL, "runp: %s", err ? err->msg : "");
     char *id = strdup(r->pod_sandbox_id);
     cc_free(r);
@@ -126,6 +171,12 @@ typedef struct ctr_opts {
     const char *workdir;
     bool readonly;
     const char *const *drop_caps;
+    const char *const *add_caps;
+    bool privileged;
+    Runtime__V1__SecurityProfile__ProfileType seccomp; /* RuntimeDefault (0) unless set */
+    int64_t memory_limit;
+    bool host_pid;
+    const char *const *mounts;   /* host path, container path, "ro"|"rw", ..., NULL */
 } ctr_opts;
 
 static char *create(cc_conn *c, const char *pod, const ctr_opts *o, cr_err **errp)
@@ -164,10 +215,35 @@ static char *create(cc_conn *c, const char *pod, const ctr_opts *o, cr_err **err
     for (size_t i = 0; o->drop_caps && o->drop_caps[i]; i++)
         caps.n_drop_capabilities = i + 1;
     caps.drop_capabilities = (char **)o->drop_caps;
+    for (size_t i = 0; o->add_caps && o->add_caps[i]; i++)
+        caps.n_add_capabilities = i + 1;
+    caps.add_capabilities = (char **)o->add_caps;
     sc.capabilities = &caps;
+    sc.privileged = o->privileged;
+    Runtime__V1__SecurityProfile seccomp = RUNTIME__V1__SECURITY_PROFILE__INIT;
+    seccomp.profile_type = o->seccomp;
+    sc.seccomp = &seccomp;
+    Runtime__V1__NamespaceOption nso = RUNTIME__V1__NAMESPACE_OPTION__INIT;
+    nso.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
+    nso.pid = o->host_pid ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+    sc.namespace_options = &nso;
+    Runtime__V1__LinuxContainerResources res = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
+    res.memory_limit_in_bytes = o->memory_limit;
+    res.memory_swap_limit_in_bytes = o->memory_limit; /* no swap on top */
     Runtime__V1__LinuxContainerConfig lx = RUNTIME__V1__LINUX_CONTAINER_CONFIG__INIT;
     lx.security_context = &sc;
+    lx.resources = &res;
     cfg.linux = &lx;
+    Runtime__V1__Mount mnt[4], *mntp[4];
+    for (size_t i = 0; o->mounts && o->mounts[3 * i] && i < 4; i++) {
+        runtime__v1__mount__init(&mnt[i]);
+        mnt[i].host_path = (char *)o->mounts[3 * i];
+        mnt[i].container_path = (char *)o->mounts[3 * i + 1];
+        mnt[i].readonly = !strcmp(o->mounts[3 * i + 2], "ro");
+        mntp[i] = &mnt[i];
+        cfg.n_mounts = i + 1;
+    }
+    cfg.mounts = mntp;
     cr_err *err = NULL;
     Runtime__V1__CreateContainerResponse *r = cc_create_container(c, pod, &cfg, pod_config(o->name), &err);
     if (!r) {
@@ -222,6 +298,7 @@ static char *run_to_exit(cc_conn *c, const char *pod, const char *pod_name, cons
 
 START_TEST(logs_and_exit_codes)
 {
+    USE_HANDLER();
     start();
     cc_conn *c = th_connect(&D);
     char *pod = run_pod(c, "echo");
@@ -254,6 +331,7 @@ END_TEST
 
 START_TEST(stop_kills_after_the_grace_period)
 {
+    USE_HANDLER();
     start();
     cc_conn *c = th_connect(&D);
     char *pod = run_pod(c, "stubborn");
@@ -277,6 +355,7 @@ END_TEST
 
 START_TEST(env_user_workdir_readonly_caps)
 {
+    USE_HANDLER();
     start();
     cc_conn *c = th_connect(&D);
     char *pod = run_pod(c, "who");
@@ -324,10 +403,16 @@ START_TEST(list_status_remove)
     l = cc_list_containers(c, &all, &err);
     ck_assert_int_eq(l->n_containers, 2);
     cc_free(l);
-    /* Same name again: the retry gets the same container. */
+    /* Same name again: a retry of a create gets the same container; a name
+     * whose container has started is taken. */
     char *again = create(c, pod, &b, NULL);
     ck_assert_str_eq(again, idb);
     free(again);
+    ck_assert_ptr_null(create(c, pod, &a, &err));
+    ck_assert_int_eq(err->code, CR_ALREADY_EXISTS);
+    ck_assert_msg(strstr(err->msg, ida) && strstr(err->msg, "running"), "%s", err->msg);
+    cr_err_free(err);
+    err = NULL;
     /* The image is in use. */
     ck_assert_int_lt(cc_remove_image(c, image, &err), 0);
     ck_assert_int_eq(err->code, CR_FAILED_PRECONDITION);
@@ -357,6 +442,7 @@ END_TEST
 
 START_TEST(survives_crispd_kill)
 {
+    USE_HANDLER();
     start();
     cc_conn *c = th_connect(&D);
     char *pod = run_pod(c, "ticker");
@@ -439,6 +525,7 @@ END_TEST
 
 START_TEST(exec_sync_and_update)
 {
+    USE_HANDLER();
     start();
     cc_conn *c = th_connect(&D);
     char *pod = run_pod(c, "execer");
@@ -479,6 +566,200 @@ START_TEST(exec_sync_and_update)
 }
 END_TEST
 
+/* The host's capability bounding set, as /proc/self/status prints it. */
+static void own_cap_bounding(char *out, size_t len)
+{
+    char *st = cr_read_file("/proc/self/status", NULL, NULL);
+    char *p = st ? strstr(st, "CapBnd:\t") : NULL;
+    ck_assert_ptr_nonnull(p);
+    snprintf(out, len, "%.16s", p + 8);
+    free(st);
+}
+
+START_TEST(seccomp_caps_privileged)
+{
+    USE_HANDLER();
+    start();
+    cc_conn *c = th_connect(&D);
+    char *pod = run_pod(c, "sec");
+    int code = -1;
+    /* Creating a user namespace needs no capability, but RuntimeDefault only
+     * allows unshare with CAP_SYS_ADMIN; Unconfined leaves it to the kernel. */
+    ctr_opts deflt = { .name = "deflt", .script = "unshare -U true && echo unshared; grep CapEff /proc/self/status",
+                       .run_as_user = -1 };
+    char *log = run_to_exit(c, pod, "sec", &deflt, &code);
+    ck_assert_msg(log && !strstr(log, "unshared") && strstr(log, "CapEff:\t00000000000005fb"), "log: %s", log);
+    free(log);
+    ctr_opts unconf = { .name = "unconf", .script = "unshare -U true && echo unshared", .run_as_user = -1,
+                        .seccomp = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined };
+    log = run_to_exit(c, pod, "sec", &unconf, &code);
+    ck_assert_msg(code == 0 && log && strstr(log, "F unshared\n"), "exit %d, log: %s", code, log);
+    free(log);
+    /* add NET_ADMIN (bit 12) and drop KILL (bit 5) from the default set */
+    const char *add[] = { "NET_ADMIN", NULL }, *drop[] = { "CAP_KILL", NULL };
+    ctr_opts capped = { .name = "capped", .script = "grep CapEff /proc/self/status", .run_as_user = -1,
+                        .add_caps = add, .drop_caps = drop };
+    log = run_to_exit(c, pod, "sec", &capped, &code);
+    ck_assert_msg(log && strstr(log, "CapEff:\t00000000000015db"), "log: %s", log);
+    free(log);
+    /* privileged: every capability the host can give, host devices, nothing masked */
+    char bnd[32], want[64];
+    own_cap_bounding(bnd, sizeof(bnd));
+    snprintf(want, sizeof(want), "CapEff:\t%s", bnd);
+    ctr_opts priv = { .name = "priv", .run_as_user = -1, .privileged = true,
+                      .script = "grep CapEff /proc/self/status; test -e /dev/kmsg && echo devices; "
+                                "[ $(head -c 1 /proc/timer_list | wc -c) = 1 ] && echo unmasked" };
+    log = run_to_exit(c, pod, "sec", &priv, &code);
+    ck_assert_msg(log && strstr(log, want) && strstr(log, "F devices\n") && strstr(log, "F unmasked\n"),
+                  "want %s, log: %s", want, log);
+    free(log);
+    ctr_opts plain = { .name = "plain", .run_as_user = -1,
+                       .script = "test -e /dev/kmsg && echo devices; [ $(head -c 1 /proc/timer_list | wc -c) = 1 ] && echo unmasked; true" };
+    log = run_to_exit(c, pod, "sec", &plain, &code);
+    ck_assert_msg(log && !strstr(log, "devices") && !strstr(log, "unmasked"), "log: %s", log);
+    free(log);
+    free(pod);
+    cc_close(c);
+}
+END_TEST
+
+START_TEST(mounts_readonly_and_missing)
+{
+    USE_HANDLER();
+    start();
+    cc_conn *c = th_connect(&D);
+    char *pod = run_pod(c, "vols");
+    char vol[256], file[300];
+    snprintf(vol, sizeof(vol), "%s/vol", D.dir);
+    ck_assert_int_eq(mkdir(vol, 0755), 0);
+    snprintf(file, sizeof(file), "%s/hostfile", vol);
+    ck_assert_int_eq(cr_write_file_atomic(file, "from host\n", 10, 0644, NULL), 0);
+    const char *mounts[] = { vol, "/ro", "ro", vol, "/rw", "rw", NULL };
+    ctr_opts o = { .name = "vols", .run_as_user = -1, .mounts = mounts,
+                   .script = "cat /ro/hostfile; touch /ro/x && echo ro-writable; echo written > /rw/y" };
+    int code = -1;
+    char *log = run_to_exit(c, pod, "vols", &o, &code);
+    ck_assert_msg(code == 0 && log && strstr(log, "F from host\n") && !strstr(log, "ro-writable"),
+                  "exit %d, log: %s", code, log);
+    free(log);
+    snprintf(file, sizeof(file), "%s/y", vol);
+    char *y = cr_read_file(file, NULL, NULL);
+    ck_assert_msg(y && !strcmp(y, "written\n"), "the rw mount did not reach the host");
+    free(y);
+    snprintf(file, sizeof(file), "%s/x", vol);
+    ck_assert_int_ne(access(file, F_OK), 0);
+    /* A missing host path is a clear INVALID_ARGUMENT naming it. */
+    const char *missing[] = { "/nonexistent/crisp-vol", "/m", "rw", NULL };
+    ctr_opts bad = { .name = "bad", .run_as_user = -1, .mounts = missing, .script = "true" };
+    cr_err *err = NULL;
+    ck_assert_ptr_null(create(c, pod, &bad, &err));
+    ck_assert_int_eq(err->code, CR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err->msg, "/nonexistent/crisp-vol"), "%s", err->msg);
+    cr_err_free(err);
+    free(pod);
+    cc_close(c);
+}
+END_TEST
+
+START_TEST(memory_limit_and_oom_kill)
+{
+    USE_HANDLER();
+    start();
+    cc_conn *c = th_connect(&D);
+    char *pod = run_pod(c, "oom");
+    ctr_opts lim = { .name = "lim", .run_as_user = -1, .memory_limit = 32 << 20,
+                     .script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max" };
+    int code = -1;
+    char *log = run_to_exit(c, pod, "oom", &lim, &code);
+    ck_assert_msg(log && strstr(log, "F 33554432\n"), "log: %s", log);
+    free(log);
+    /* dd's 64 MiB buffer does not fit in 16 MiB: the kernel kills it. */
+    ctr_opts hog = { .name = "hog", .run_as_user = -1, .memory_limit = 16 << 20,
+                     .script = "exec dd if=/dev/zero of=/dev/null bs=64M count=4" };
+    char *id = create(c, pod, &hog, NULL);
+    cr_err *err = NULL;
+    ck_assert_int_eq(cc_start_container(c, id, &err), 0);
+    Runtime__V1__ContainerStatusResponse *keep;
+    Runtime__V1__ContainerStatus *st = wait_state(c, id, RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED, &keep);
+    ck_assert_int_eq(st->exit_code, 137);
+    ck_assert_str_eq(st->reason, "OOMKilled");
+    cc_free(keep);
+    free(id);
+    free(pod);
+    cc_close(c);
+}
+END_TEST
+
+START_TEST(log_reopen_after_rename)
+{
+    USE_HANDLER();
+    start();
+    cc_conn *c = th_connect(&D);
+    char *pod = run_pod(c, "rot");
+    ctr_opts o = { .name = "rot", .run_as_user = -1,
+                   .script = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done" };
+    char *id = create(c, pod, &o, NULL);
+    cr_err *err = NULL;
+    ck_assert_int_eq(cc_start_container(c, id, &err), 0);
+    char path[512], rotated[520];
+    snprintf(path, sizeof(path), "%s/logs/rot/rot.log", D.dir);
+    snprintf(rotated, sizeof(rotated), "%s.1", path);
+    long until = th_now_ms() + 10000;
+    struct stat sb;
+    while ((stat(path, &sb) < 0 || sb.st_size == 0) && th_now_ms() < until)
+        usleep(20000);
+    ck_assert_int_eq(rename(path, rotated), 0);
+    ck_assert_msg(cc_reopen_container_log(c, id, &err) == 0, "reopen: %s", err ? err->msg : "");
+    /* The monitor writes to a new file at the old path, whole lines only. */
+    bool ok = false;
+    while (!ok && th_now_ms() < until + 10000) {
+        char *now = cr_read_file(path, NULL, NULL);
+        ok = now && strstr(now, " stdout F line ");
+        free(now);
+        if (!ok)
+            usleep(20000);
+    }
+    ck_assert_msg(ok, "no new log at %s after ReopenContainerLog", path);
+    char *old = cr_read_file(rotated, NULL, NULL);
+    ck_assert_msg(old && strstr(old, " stdout F line 0\n"), "rotated log: %s", old);
+    free(old);
+    ck_assert_int_eq(cc_stop_container(c, id, 0, &err), 0);
+    /* Reopen on a stopped container is refused clearly. */
+    ck_assert_int_lt(cc_reopen_container_log(c, id, &err), 0);
+    ck_assert_int_eq(err->code, CR_FAILED_PRECONDITION);
+    cr_err_free(err);
+    free(id);
+    free(pod);
+    cc_close(c);
+}
+END_TEST
+
+START_TEST(host_pid_pod_sees_host_processes)
+{
+    USE_HANDLER();
+    start();
+    cc_conn *c = th_connect(&D);
+    char script[128];
+    snprintf(script, sizeof(script), "test -e /proc/%d/status && echo sees-crispd; true", (int)D.pid);
+    pod_pid_mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+    char *hpod = run_pod(c, "hostpid");
+    pod_pid_mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+    ctr_opts o = { .name = "hostpid", .run_as_user = -1, .host_pid = true, .script = script };
+    int code = -1;
+    char *log = run_to_exit(c, hpod, "hostpid", &o, &code);
+    ck_assert_msg(log && strstr(log, "F sees-crispd\n"), "log: %s", log);
+    free(log);
+    char *pod = run_pod(c, "ownpid");
+    ctr_opts own = { .name = "ownpid", .run_as_user = -1, .script = script };
+    log = run_to_exit(c, pod, "ownpid", &own, &code);
+    ck_assert_msg(log && !strstr(log, "sees-crispd"), "log: %s", log);
+    free(log);
+    free(pod);
+    free(hpod);
+    cc_close(c);
+}
+END_TEST
+
 int main(void)
 {
     suite_setup();
@@ -486,13 +767,18 @@ int main(void)
     TCase *tc = tcase_create("containers");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 180);
-    TH_ADD(tc, logs_and_exit_codes);
-    TH_ADD(tc, stop_kills_after_the_grace_period);
-    TH_ADD(tc, env_user_workdir_readonly_caps);
+    TH_ADD_BOTH(tc, logs_and_exit_codes);
+    TH_ADD_BOTH(tc, stop_kills_after_the_grace_period);
+    TH_ADD_BOTH(tc, env_user_workdir_readonly_caps);
     TH_ADD(tc, list_status_remove);
-    TH_ADD(tc, survives_crispd_kill);
+    TH_ADD_BOTH(tc, survives_crispd_kill);
     TH_ADD(tc, create_errors_are_clear);
-    TH_ADD(tc, exec_sync_and_update);
+    TH_ADD_BOTH(tc, exec_sync_and_update);
+    TH_ADD_BOTH(tc, seccomp_caps_privileged);
+    TH_ADD_BOTH(tc, mounts_readonly_and_missing);
+    TH_ADD_BOTH(tc, memory_limit_and_oom_kill);
+    TH_ADD_BOTH(tc, log_reopen_after_rename);
+    TH_ADD_BOTH(tc, host_pid_pod_sees_host_processes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
