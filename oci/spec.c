@@ -683,7 +683,7 @@ static void emit_resource_fields(oci_jw *w, const oci_spec_input *in, bool with_
         oci_jw_str(w, "devices");
         oci_jw_arr(w);
         emit_device_list(w, in->privileged);
-        for (size_t i = 0; i < n_devs; i++)
+        for (size_t i = 0; !in->privileged && i < n_devs; i++) /* privileged: all allowed already */
             emit_device_rule(w, true, devs[i].type, devs[i].major, devs[i].minor, devs[i].access);
         oci_jw_arr_end(w);
     }

@@ -804,6 +804,37 @@ START_TEST(test_seccomp_localhost)
 }
 END_TEST
 
+START_TEST(test_privileged_devices_and_cri_paths)
+{
+    oci_spec_input in = base_input();
+    /* The kubelet's lists replace the defaults; an empty list masks nothing. */
+    const char *masked[] = { "/proc/keys", NULL }, *ro[] = { NULL };
+    in.masked_paths = masked;
+    in.readonly_paths = ro;
+    yajl_val s = spec_ok(&in);
+    ck_assert_int_eq(arr_len(garr(s, "linux.maskedPaths")), 1);
+    ck_assert(arr_has(garr(s, "linux.maskedPaths"), "/proc/keys"));
+    ck_assert_int_eq(arr_len(garr(s, "linux.readonlyPaths")), 0);
+    ck_assert_ptr_null(get(s, "linux.devices", yajl_t_any)); /* no host devices */
+    yajl_tree_free(s);
+    /* Privileged: nothing masked, every host device node passed through. */
+    in.privileged = true;
+    s = spec_ok(&in);
+    ck_assert_ptr_null(get(s, "linux.maskedPaths", yajl_t_any));
+    yajl_val devs = garr(s, "linux.devices");
+    bool null_dev = false, pts = false, console = false;
+    for (size_t i = 0; i < arr_len(devs); i++) {
+        const char *p = gstr(devs->u.array.values[i], "path");
+        null_dev |= !strcmp(p, "/dev/null");
+        pts |= !strncmp(p, "/dev/pts/", 9);
+        console |= !strcmp(p, "/dev/console");
+    }
+    ck_assert_msg(null_dev, "privileged: /dev/null not among %zu devices", arr_len(devs));
+    ck_assert(!pts && !console);
+    yajl_tree_free(s);
+}
+END_TEST
+
 START_TEST(test_oom_clamp)
 {
     int own = own_oom_score_adj();
@@ -1299,6 +1330,7 @@ static Suite *spec_suite(void)
     tcase_add_test(tc, test_mount_replaces_default);
     tcase_add_test(tc, test_caps_add_drop);
     tcase_add_test(tc, test_caps_all_and_privileged);
+    tcase_add_test(tc, test_privileged_devices_and_cri_paths);
     tcase_add_test(tc, test_caps_unknown);
     tcase_add_test(tc, test_sysctls);
     tcase_add_test(tc, test_namespaces_and_hostname);
