@@ -394,15 +394,26 @@ static void unmount_shm(const char *path)
 static int stop_infra(srv_daemon *d, srv_sandbox *sb, cr_err **err)
 {
     oci_runtime rt;
-    if (!srv_handler_runtime(d, sb->runtime_handler, &rt))
-        return cr_err_set(err, CR_FAILED_PRECONDITION, "pod %s: runtime handler %s is no longer configured",
-                          sb->id, sb->runtime_handler);
     oci_state st;
     cr_err *e = NULL;
-    if (oci_state_get(&rt, sb->id, &st, &e) < 0) {
-        int code = e->code;
+    if (!srv_handler_runtime(d, sb->runtime_handler, &rt) || oci_state_get(&rt, sb->id, &st, &e) < 0) {
+        int code = e ? e->code : CR_FAILED_PRECONDITION;
+        _cleanup_free_ char *why = e ? strdup(e->msg) : srv_pathf("runtime handler %s is no longer configured",
+                                                                  sb->runtime_handler);
         cr_err_free(e);
-        return code == CR_NOT_FOUND ? 0 : cr_err_set(err, CR_INTERNAL, "pod %s: cannot query the runtime", sb->id);
+        if (code == CR_NOT_FOUND)
+            return 0;
+        /* The runtime cannot tell (its binary gone, its state broken): end
+         * the infra process ourselves, known by pid and start time. */
+        if (infra_alive(sb) && kill(sb->pid, SIGKILL) == 0) {
+            cr_log_warn("runtime unusable; killed the infra process by pid", "id", sb->id, "error",
+                        why ? why : "", NULL);
+            for (int i = 0; i < 1000 && infra_alive(sb); i++)
+                srv_sleep_ms(10);
+        }
+        if (!infra_alive(sb))
+            return 0;
+        return cr_err_set(err, CR_INTERNAL, "pod %s: cannot query the runtime: %s", sb->id, why ? why : "");
     }
     if (!strcmp(st.status, "stopped"))
         return 0;

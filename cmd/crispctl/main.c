@@ -110,8 +110,11 @@ static void print_gen(yajl_gen g)
 static void print_json(const ProtobufCMessage *m)
 {
     char *s = pbjson_string(m);
-    if (s)
+    if (s) {
         fputs(s, stdout);
+        if (!*s || s[strlen(s) - 1] != '\n')
+            putchar('\n');
+    }
     free(s);
 }
 

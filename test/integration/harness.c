@@ -79,6 +79,102 @@ pid_t th_spawn_argv(th_daemon *d, const char *const *argv)
     return pid;
 }
 
+/* A failed assertion ends the forked test at once (check calls _exit), so
+ * its teardown never runs.  Every daemon a test spawns is therefore listed
+ * in a file named after the test runner's pid; th_collect_leftovers, the
+ * runner's unchecked teardown, cleans up after any test whose folder is
+ * still there. */
+static void live_file(char *out, size_t len, pid_t runner)
+{
+    snprintf(out, len, "/tmp/crisp-it-live.%d", (int)runner);
+}
+
+static void note_live(const th_daemon *d, pid_t pid)
+{
+    char path[64];
+    live_file(path, sizeof(path), getppid());
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fprintf(f, "%d %s\n", (int)pid, d->dir);
+        fclose(f);
+    }
+}
+
+/* Whether pid is a crispd (not a recycled pid). */
+static bool is_crispd(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    char *cmd = cr_read_file(path, NULL, NULL);
+    bool yes = cmd && strstr(cmd, "crispd");
+    free(cmd);
+    return yes;
+}
+
+/* Restart crispd on a failed test's folder (it finds its pods again),
+ * remove every pod (containers, mounts, netns and monitors go with them),
+ * stop it, unmount and remove the folder. */
+static void collect_one(pid_t old_pid, const char *dir)
+{
+    if (old_pid > 0 && is_crispd(old_pid)) {
+        kill(old_pid, SIGKILL);
+        for (long until = th_now_ms() + 10000; is_crispd(old_pid) && th_now_ms() < until;)
+            nap_ms(10);
+    }
+    th_daemon d = { .pid = -1 };
+    snprintf(d.dir, sizeof(d.dir), "%.100s", dir);
+    snprintf(d.sock, sizeof(d.sock), "%.100s/run/crisp.sock", dir);
+    snprintf(d.endpoint, sizeof(d.endpoint), "unix://%s", d.sock);
+    snprintf(d.config, sizeof(d.config), "%.100s/crisp.conf", dir);
+    snprintf(d.config_dir, sizeof(d.config_dir), "%.100s/crisp.conf.d", dir);
+    snprintf(d.log, sizeof(d.log), "%.100s/crispd.log", dir);
+    const char *argv[] = { th_bin("crispd"), "--config", d.config, "--config-dir", d.config_dir, NULL };
+    d.pid = th_spawn_argv(&d, argv);
+    if (d.pid > 0 && th_wait_ready(&d, 20000)) {
+        cr_err *err = NULL;
+        cc_conn *c = cc_connect(d.endpoint, &err);
+        Runtime__V1__ListPodSandboxResponse *l = c ? cc_list_pod_sandbox(c, NULL, &err) : NULL;
+        for (size_t i = 0; l && i < l->n_items; i++) {
+            cr_err *e = NULL;
+            if (cc_remove_pod_sandbox(c, l->items[i]->id, &e) < 0) {
+                fprintf(stderr, "cleanup after a failed test: rmp %s: %s\n", l->items[i]->id, e ? e->msg : "?");
+                cr_err_free(e);
+            }
+        }
+        if (l)
+            cc_free(l);
+        if (c)
+            cc_close(c);
+        cr_err_free(err);
+    }
+    if (th_signal_wait(&d, SIGTERM, 20000) == -1 && d.pid > 0) {
+        kill(d.pid, SIGKILL);
+        waitpid(d.pid, NULL, 0);
+    }
+    th_unmount_under(dir);
+    if (getenv("CRISP_TEST_KEEP") == NULL)
+        cr_remove_tree(dir, NULL);
+}
+
+void th_collect_leftovers(void)
+{
+    char path[64];
+    live_file(path, sizeof(path), getpid());
+    char *text = cr_read_file(path, NULL, NULL);
+    unlink(path);
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        int pid = 0;
+        char dir[256];
+        struct stat st;
+        if (sscanf(line, "%d %255s", &pid, dir) == 2 && stat(dir, &st) == 0) {
+            fprintf(stderr, "cleaning up after a failed test: %s\n", dir);
+            collect_one(pid, dir);
+        }
+    }
+    free(text);
+    unlink(path);
+}
+
 pid_t th_spawn(th_daemon *d, const char *const *extra_args)
 {
     const char *argv[32];
@@ -91,7 +187,9 @@ pid_t th_spawn(th_daemon *d, const char *const *extra_args)
     for (int i = 0; extra_args && extra_args[i] && n < 31; i++)
         argv[n++] = extra_args[i];
     argv[n] = NULL;
-    return th_spawn_argv(d, argv);
+    pid_t pid = th_spawn_argv(d, argv);
+    note_live(d, pid);
+    return pid;
 }
 
 bool th_wait_ready(th_daemon *d, int timeout_ms)

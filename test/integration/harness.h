@@ -28,6 +28,9 @@ void th_prepare(th_daemon *d, const char *extra_toml);
 /* Spawn crispd with the prepared config plus extra args (NULL-terminated
  * list, may be NULL).  Does not wait. */
 pid_t th_spawn(th_daemon *d, const char *const *extra_args);
+/* The runner's unchecked teardown: after a test that failed before its own
+ * teardown, remove what its crispd left (pods, containers, mounts, folder). */
+void th_collect_leftovers(void);
 /* Spawn any argv with stdout and stderr going to d->log. */
 pid_t th_spawn_argv(th_daemon *d, const char *const *argv);
 /* prepare + spawn + wait (deadline) until Version answers. */

@@ -693,6 +693,7 @@ int main(void)
     Suite *s = suite_create("pods");
     TCase *tc = tcase_create("pods");
     tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_unchecked_fixture(tc, NULL, th_collect_leftovers);
     tcase_set_timeout(tc, 180);
     TH_ADD(tc, pod_gets_ip_hostname_and_namespaces);
     TH_ADD(tc, two_pods_reach_each_other);
