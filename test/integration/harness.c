@@ -162,7 +162,8 @@ void th_collect_leftovers(void)
     live_file(path, sizeof(path), getpid());
     char *text = cr_read_file(path, NULL, NULL);
     unlink(path);
-    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+    char *save = NULL; /* collect_one uses strtok itself */
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
         int pid = 0;
         char dir[256];
         struct stat st;
