@@ -246,6 +246,7 @@ static int apply_exit(srv_daemon *d, srv_container *c)
             cr_log_error("cannot save container state", "id", c->id, "error", e->msg, NULL);
             cr_err_free(e);
         }
+        srv_publish_event(d, c->id, c->sandbox_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
     }
     return 1;
 }
@@ -1066,6 +1067,7 @@ int srv_create_container(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMe
         goto out;
     }
     cr_log_info("container created", "id", c->id, "name", name, "image", im->id, NULL);
+    srv_publish_event(d, c->id, c->sandbox_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
     r = create_response(c->id, resp, err);
 out:
     if (reserved) {
@@ -1126,6 +1128,7 @@ int srv_start_container(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMes
         r = ctr_save(d, c, err);
         apply_exit(d, c); /* a container that already finished */
         cr_log_info("container started", "id", c->id, NULL);
+        srv_publish_event(d, c->id, c->sandbox_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
     }
     pthread_mutex_unlock(&c->op_mu);
     ctr_put(d, c);
@@ -1202,6 +1205,7 @@ static int remove_locked(srv_daemon *d, srv_container *c, cr_err **err)
         }
     pthread_mutex_unlock(&d->ctr_mu);
     cr_log_info("container removed", "id", c->id, NULL);
+    srv_publish_event(d, c->id, c->sandbox_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
     return 0;
 }
 
@@ -1273,6 +1277,26 @@ int srv_containers_remove_pod(srv_daemon *d, const char *pod_id, cr_err **err)
 }
 
 /* ---- Status / List ---- */
+
+srv_container **srv_containers_snapshot(srv_daemon *d, size_t *n)
+{
+    pthread_mutex_lock(&d->ctr_mu);
+    srv_container **v = calloc(d->n_containers + 1, sizeof(*v));
+    *n = 0;
+    for (size_t i = 0; v && i < d->n_containers; i++) {
+        d->containers[i]->refs++;
+        v[(*n)++] = d->containers[i];
+    }
+    pthread_mutex_unlock(&d->ctr_mu);
+    return v;
+}
+
+void srv_containers_release(srv_daemon *d, srv_container **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        ctr_put(d, v[i]);
+    free(v);
+}
 
 static Runtime__V1__ContainerMetadata *copy_md(bool *oom, const Runtime__V1__ContainerMetadata *m)
 {
@@ -1385,6 +1409,43 @@ static Runtime__V1__ContainerStatus *status_to_pb(bool *oom, const srv_container
     }
     *oom |= !s->id || !s->image_ref || !s->image_id || !s->reason || !s->message || !s->log_path;
     return s;
+}
+
+void srv_publish_event(srv_daemon *d, const char *id, const char *pod_id, Runtime__V1__ContainerEventType type)
+{
+    if (!srv_events_wanted(d->events))
+        return;
+    bool oom = false;
+    Runtime__V1__ContainerEventResponse ev = RUNTIME__V1__CONTAINER_EVENT_RESPONSE__INIT;
+    ev.container_id = (char *)id;
+    ev.container_event_type = type;
+    ev.created_at = srv_now_ns();
+    srv_sandbox *sb = srv_sandbox_get(d, pod_id, NULL);
+    if (sb) {
+        ev.pod_sandbox_status = srv_sandbox_status_pb(&oom, sb);
+        srv_sandbox_put(d, sb);
+    }
+    pthread_mutex_lock(&d->ctr_mu);
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_containers; i++)
+        n += !strcmp(d->containers[i]->sandbox_id, pod_id);
+    ev.containers_statuses = n ? calloc(n, sizeof(*ev.containers_statuses)) : NULL;
+    for (size_t i = 0; ev.containers_statuses && i < d->n_containers; i++)
+        if (!strcmp(d->containers[i]->sandbox_id, pod_id)) {
+            Runtime__V1__ContainerStatus *st = status_to_pb(&oom, d->containers[i]);
+            if (st)
+                ev.containers_statuses[ev.n_containers_statuses++] = st;
+        }
+    pthread_mutex_unlock(&d->ctr_mu);
+    if (!oom)
+        srv_events_publish(d->events, &ev);
+    else
+        cr_log_warn("event dropped: out of memory", "id", id, NULL);
+    for (size_t i = 0; i < ev.n_containers_statuses; i++)
+        protobuf_c_message_free_unpacked(&ev.containers_statuses[i]->base, NULL);
+    free(ev.containers_statuses);
+    if (ev.pod_sandbox_status)
+        protobuf_c_message_free_unpacked(&ev.pod_sandbox_status->base, NULL);
 }
 
 static char *info_json(srv_daemon *d, const srv_container *c)

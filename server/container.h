@@ -34,6 +34,10 @@ typedef struct srv_container {
     pthread_mutex_t op_mu;
 } srv_container;
 
+/* Every container, each with a reference (NULL-terminated, *n of them);
+ * srv_containers_release drops the references and frees the array. */
+srv_container **srv_containers_snapshot(srv_daemon *d, size_t *n);
+void srv_containers_release(srv_daemon *d, srv_container **v, size_t n);
 int srv_containers_load(srv_daemon *d, cr_err **err);
 void srv_containers_free(srv_daemon *d);
 /* Start/stop the exit-file watcher thread. */

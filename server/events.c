@@ -52,6 +52,16 @@ void srv_events_free(srv_events *ev)
     free(ev);
 }
 
+bool srv_events_wanted(srv_events *ev)
+{
+    if (!ev)
+        return false;
+    pthread_mutex_lock(&ev->mu);
+    bool any = ev->subs != NULL;
+    pthread_mutex_unlock(&ev->mu);
+    return any;
+}
+
 void srv_events_publish(srv_events *ev, const Runtime__V1__ContainerEventResponse *msg)
 {
     size_t len = protobuf_c_message_get_packed_size(&msg->base);

@@ -82,6 +82,7 @@ struct srv_daemon {
     struct img_store *images;   /* image/ store: thread-safe on its own */
     struct net_cni *cni;        /* network/ CNI client: thread-safe on its own */
     char *pause_rootfs;         /* built-in pause rootfs, NULL when crisp-pause is missing */
+    struct srv_metrics *metrics; /* metrics.h; NULL when [crisp.metrics] enable is false */
 
     /* Pod sandboxes (sandbox.c). */
     pthread_mutex_t sb_mu;      /* guards the list, references, reservations */
@@ -128,6 +129,16 @@ int srv_container_status(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMe
 int srv_list_containers(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
 int srv_stream_containers(srv_daemon *d, const ProtobufCMessage *req, srv_stream *st, cr_err **err);
 int srv_exec_sync(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+/* stats.c */
+int srv_container_stats(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_list_container_stats(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_stream_container_stats(srv_daemon *d, const ProtobufCMessage *req, srv_stream *st, cr_err **err);
+int srv_pod_sandbox_stats(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_list_pod_sandbox_stats(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_stream_pod_sandbox_stats(srv_daemon *d, const ProtobufCMessage *req, srv_stream *st, cr_err **err);
+int srv_list_metric_descriptors(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_list_pod_sandbox_metrics(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_stream_pod_sandbox_metrics(srv_daemon *d, const ProtobufCMessage *req, srv_stream *st, cr_err **err);
 int srv_update_container_resources(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
 int srv_reopen_container_log(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
 int srv_pull_image(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
@@ -144,6 +155,12 @@ void srv_events_free(srv_events *ev);
 /* Hand an event to every subscriber without blocking; a subscriber whose
  * buffer is full is dropped (its stream ends with RESOURCE_EXHAUSTED). */
 void srv_events_publish(srv_events *ev, const Runtime__V1__ContainerEventResponse *msg);
+/* Whether anybody subscribes (events are not even built otherwise). */
+bool srv_events_wanted(srv_events *ev);
+/* Publish a lifecycle event of container id (or of the pod's sandbox, with
+ * id == pod_id) carrying the pod's status and all its containers' statuses,
+ * as the kubelet's evented PLEG expects.  Call without holding ctr_mu. */
+void srv_publish_event(srv_daemon *d, const char *id, const char *pod_id, Runtime__V1__ContainerEventType type);
 
 /* util.c */
 char *srv_pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

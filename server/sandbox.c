@@ -189,6 +189,9 @@ static void refresh_state(srv_daemon *d, srv_sandbox *sb)
             cr_log_error("cannot save sandbox state", "id", sb->id, "error", err->msg, NULL);
             cr_err_free(err);
         }
+        pthread_mutex_unlock(&sb->op_mu);
+        srv_publish_event(d, sb->id, sb->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+        return;
     }
     pthread_mutex_unlock(&sb->op_mu);
 }
@@ -916,6 +919,8 @@ out:
     if (r == 0) {
         cr_log_info("pod sandbox ready", "id", sb->id, "name", name,
                     "ip", sb->ips && sb->ips[0] ? sb->ips[0] : "", NULL);
+        srv_publish_event(d, sb->id, sb->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
+        srv_publish_event(d, sb->id, sb->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
         return run_response(sb->id, resp, err);
     }
     return -1;
@@ -938,14 +943,18 @@ int srv_stop_pod_sandbox(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMe
         return cr_err_set(err, CR_NOT_FOUND, "pod sandbox %s not found", in->pod_sandbox_id);
     }
     pthread_mutex_lock(&sb->op_mu);
+    bool was_ready = sb->ready;
     int r = teardown(d, sb, false, err);
     if (r == 0) {
         sb->ready = false;
         r = sandbox_save(d, sb, err);
     }
     pthread_mutex_unlock(&sb->op_mu);
-    if (r == 0)
+    if (r == 0) {
         cr_log_info("pod sandbox stopped", "id", sb->id, NULL);
+        if (was_ready)
+            srv_publish_event(d, sb->id, sb->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+    }
     srv_sandbox_put(d, sb);
     return r < 0 ? -1 : srv_empty_response(&runtime__v1__stop_pod_sandbox_response__descriptor, resp, err);
 }
@@ -966,6 +975,8 @@ int srv_remove_pod_sandbox(srv_daemon *d, const ProtobufCMessage *req, ProtobufC
     pthread_mutex_lock(&sb->op_mu);
     int r = sb->gone ? 0 : teardown(d, sb, true, err);
     if (r == 0 && !sb->gone) {
+        sb->ready = false;
+        srv_publish_event(d, sb->id, sb->id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
         pthread_mutex_lock(&d->sb_mu);
         for (size_t i = 0; i < d->n_sandboxes; i++)
             if (d->sandboxes[i] == sb) {
@@ -1087,6 +1098,11 @@ static Runtime__V1__PodSandboxStatus *status_to_pb(bool *oom, const srv_sandbox 
     if (!s->id || !net->ip || !s->runtime_handler)
         *oom = true;
     return s;
+}
+
+Runtime__V1__PodSandboxStatus *srv_sandbox_status_pb(bool *oom, const srv_sandbox *sb)
+{
+    return status_to_pb(oom, sb);
 }
 
 static char *status_info_json(srv_daemon *d, const srv_sandbox *sb)

@@ -38,6 +38,9 @@ void srv_sandbox_put(srv_daemon *d, srv_sandbox *sb);
 char *srv_sandbox_dir(srv_daemon *d, const char *id);
 char *srv_sandbox_rundir(srv_daemon *d, const char *id);
 
+/* The pod's status message (for events; reads fields that do not change
+ * after creation, and the ready flag, without the op lock). */
+Runtime__V1__PodSandboxStatus *srv_sandbox_status_pb(bool *oom, const srv_sandbox *sb);
 /* The exit watcher saw the infra process's exit file: a READY pod turns NOTREADY. */
 void srv_sandbox_infra_exited(srv_daemon *d, const char *id);
 /* Load records at start and reconcile them with the runtime. */

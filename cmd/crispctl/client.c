@@ -83,8 +83,9 @@ static int start(cc_conn *c, ccall *k, const char *method)
     memset(k, 0, sizeof(*k));
     k->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_slice m = grpc_slice_from_copied_string(method);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                         gpr_time_from_millis(c->timeout_ms, GPR_TIMESPAN));
+    gpr_timespec deadline = c->timeout_ms <= 0 ? gpr_inf_future(GPR_CLOCK_REALTIME) /* 0: no deadline */
+                                               : gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                                              gpr_time_from_millis(c->timeout_ms, GPR_TIMESPAN));
     k->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, k->cq, m, NULL,
                                        deadline, NULL);
     grpc_slice_unref(m);

@@ -22,6 +22,7 @@ typedef struct cc_conn cc_conn;
 cc_conn *cc_connect(const char *endpoint, cr_err **err);
 void cc_close(cc_conn *c);
 /* Per-call deadline in milliseconds (default 30000). */
+/* Deadline of each call in ms (default 30 s); 0: none (a stream to follow). */
 void cc_set_timeout(cc_conn *c, int timeout_ms);
 
 /* One unary call.  method is the full path ("/runtime.v1.RuntimeService/Version").

@@ -1398,6 +1398,213 @@ static int cmd_update(cc_conn *c, int argc, char **argv)
     return rc;
 }
 
+/* ---- stats, statsp, events ---- */
+
+static uint64_t u64v(const Runtime__V1__UInt64Value *v) { return v ? v->value : 0; }
+
+static void human_bytes(char *out, size_t len, uint64_t b)
+{
+    static const char *const unit[] = { "B", "kB", "MB", "GB", "TB" };
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(out, len, u ? "%.4g%s" : "%.0f%s", v, unit[u]);
+}
+
+/* --label k=v into a filter's label selector (entries of either filter
+ * message type share the layout); 0, or 2 for a bad value. */
+typedef struct label_sel {
+    Runtime__V1__ContainerStatsFilter__LabelSelectorEntry e[16];
+    void *p[16];
+    size_t n;
+} label_sel;
+
+static int add_label(label_sel *ls, const ProtobufCMessageDescriptor *desc, char *arg, const char *cmd)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq || ls->n == 16) {
+        fprintf(stderr, "crispctl: %s: --label wants key=value (at most 16)\n", cmd);
+        return 2;
+    }
+    *eq = '\0';
+    protobuf_c_message_init(desc, &ls->e[ls->n]);
+    ls->e[ls->n].key = arg;
+    ls->e[ls->n].value = eq + 1;
+    ls->p[ls->n] = &ls->e[ls->n];
+    ls->n++;
+    return 0;
+}
+
+static int cmd_stats(cc_conn *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "id", required_argument, NULL, 'i' }, { "pod", required_argument, NULL, 'p' },
+        { "label", required_argument, NULL, 'L' }, { "output", required_argument, NULL, 'o' },
+        { "all", no_argument, NULL, 'a' }, { 0 },
+    };
+    Runtime__V1__ContainerStatsFilter f = RUNTIME__V1__CONTAINER_STATS_FILTER__INIT;
+    label_sel ls = { .n = 0 };
+    const char *output = "table";
+    int opt;
+    FOR_EACH_OPT(opt, argc, argv, "i:p:o:a", opts)
+    {
+        switch (opt) {
+        case 'i': f.id = optarg; break;
+        case 'p': f.pod_sandbox_id = optarg; break;
+        case 'o': output = optarg; break;
+        case 'a': break; /* crictl's -a; stats exist for running containers only */
+        case 'L':
+            if (add_label(&ls, &runtime__v1__container_stats_filter__label_selector_entry__descriptor, optarg,
+                          "stats"))
+                return 2;
+            break;
+        default: return 2;
+        }
+    }
+    f.label_selector = (Runtime__V1__ContainerStatsFilter__LabelSelectorEntry **)ls.p;
+    f.n_label_selector = ls.n;
+    if (optind < argc)
+        f.id = argv[optind];
+    Runtime__V1__ListContainerStatsRequest req = RUNTIME__V1__LIST_CONTAINER_STATS_REQUEST__INIT;
+    req.filter = &f;
+    ProtobufCMessage *resp = NULL;
+    _cleanup_err_ cr_err *err = NULL;
+    if (cc_call(c, CC_RUNTIME "ListContainerStats", &req.base, &runtime__v1__list_container_stats_response__descriptor,
+                &resp, &err) < 0)
+        return fail("stats", err);
+    Runtime__V1__ListContainerStatsResponse *r = (Runtime__V1__ListContainerStatsResponse *)resp;
+    if (!strcmp(output, "json")) {
+        print_json(resp);
+    } else {
+        printf("%-15s %-20s %-8s %-10s %-10s %s\n", "CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES");
+        for (size_t i = 0; i < r->n_stats; i++) {
+            const Runtime__V1__ContainerStats *s = r->stats[i];
+            char mem[32], disk[32];
+            human_bytes(mem, sizeof(mem), s->memory ? u64v(s->memory->working_set_bytes) : 0);
+            human_bytes(disk, sizeof(disk), s->writable_layer ? u64v(s->writable_layer->used_bytes) : 0);
+            double cpu = s->cpu && s->cpu->usage_nano_cores ? (double)s->cpu->usage_nano_cores->value / 1e7 : 0;
+            printf("%-15.13s %-20s %-8.2f %-10s %-10s %llu\n", s->attributes->id,
+                   s->attributes->metadata ? s->attributes->metadata->name : "", cpu, mem, disk,
+                   (unsigned long long)(s->writable_layer ? u64v(s->writable_layer->inodes_used) : 0));
+        }
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return 0;
+}
+
+static int cmd_statsp(cc_conn *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "id", required_argument, NULL, 'i' }, { "label", required_argument, NULL, 'L' },
+        { "output", required_argument, NULL, 'o' }, { 0 },
+    };
+    Runtime__V1__PodSandboxStatsFilter f = RUNTIME__V1__POD_SANDBOX_STATS_FILTER__INIT;
+    label_sel ls = { .n = 0 };
+    const char *output = "table";
+    int opt;
+    FOR_EACH_OPT(opt, argc, argv, "i:o:", opts)
+    {
+        switch (opt) {
+        case 'i': f.id = optarg; break;
+        case 'o': output = optarg; break;
+        case 'L':
+            if (add_label(&ls, &runtime__v1__pod_sandbox_stats_filter__label_selector_entry__descriptor, optarg,
+                          "statsp"))
+                return 2;
+            break;
+        default: return 2;
+        }
+    }
+    f.label_selector = (Runtime__V1__PodSandboxStatsFilter__LabelSelectorEntry **)ls.p;
+    f.n_label_selector = ls.n;
+    if (optind < argc)
+        f.id = argv[optind];
+    Runtime__V1__ListPodSandboxStatsRequest req = RUNTIME__V1__LIST_POD_SANDBOX_STATS_REQUEST__INIT;
+    req.filter = &f;
+    ProtobufCMessage *resp = NULL;
+    _cleanup_err_ cr_err *err = NULL;
+    if (cc_call(c, CC_RUNTIME "ListPodSandboxStats", &req.base,
+                &runtime__v1__list_pod_sandbox_stats_response__descriptor, &resp, &err) < 0)
+        return fail("statsp", err);
+    Runtime__V1__ListPodSandboxStatsResponse *r = (Runtime__V1__ListPodSandboxStatsResponse *)resp;
+    if (!strcmp(output, "json")) {
+        print_json(resp);
+    } else {
+        printf("%-15s %-20s %-8s %-10s %-10s %-10s %s\n", "POD", "NAME", "CPU %", "MEM", "RX", "TX", "PROCS");
+        for (size_t i = 0; i < r->n_stats; i++) {
+            const Runtime__V1__PodSandboxStats *s = r->stats[i];
+            const Runtime__V1__LinuxPodSandboxStats *lx = s->linux;
+            char mem[32], rx[32], tx[32];
+            human_bytes(mem, sizeof(mem), lx && lx->memory ? u64v(lx->memory->working_set_bytes) : 0);
+            const Runtime__V1__NetworkInterfaceUsage *ni = lx && lx->network ? lx->network->default_interface : NULL;
+            human_bytes(rx, sizeof(rx), ni ? u64v(ni->rx_bytes) : 0);
+            human_bytes(tx, sizeof(tx), ni ? u64v(ni->tx_bytes) : 0);
+            double cpu = lx && lx->cpu && lx->cpu->usage_nano_cores ? (double)lx->cpu->usage_nano_cores->value / 1e7
+                                                                     : 0;
+            printf("%-15.13s %-20s %-8.2f %-10s %-10s %-10s %llu\n", s->attributes->id,
+                   s->attributes->metadata ? s->attributes->metadata->name : "", cpu, mem, rx, tx,
+                   (unsigned long long)(lx && lx->process ? u64v(lx->process->process_count) : 0));
+        }
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return 0;
+}
+
+static const char *event_name(Runtime__V1__ContainerEventType t)
+{
+    switch (t) {
+    case RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT: return "CONTAINER_CREATED_EVENT";
+    case RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT: return "CONTAINER_STARTED_EVENT";
+    case RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT: return "CONTAINER_STOPPED_EVENT";
+    case RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT: return "CONTAINER_DELETED_EVENT";
+    default: return "UNKNOWN";
+    }
+}
+
+static int print_event(const ProtobufCMessage *msg, void *ud)
+{
+    const char *output = ud;
+    const Runtime__V1__ContainerEventResponse *e = (const Runtime__V1__ContainerEventResponse *)msg;
+    if (!strcmp(output, "json")) {
+        print_json(msg);
+    } else {
+        char ts[64];
+        time_t sec = (time_t)(e->created_at / 1000000000);
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+        printf("%s.%09lldZ %-24s %s pod=%s containers=%zu\n", ts, (long long)(e->created_at % 1000000000),
+               event_name(e->container_event_type), e->container_id,
+               e->pod_sandbox_status ? e->pod_sandbox_status->id : "", e->n_containers_statuses);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static int cmd_events(cc_conn *c, int argc, char **argv)
+{
+    static const struct option opts[] = { { "output", required_argument, NULL, 'o' }, { 0 } };
+    const char *output = "table";
+    int opt;
+    FOR_EACH_OPT(opt, argc, argv, "o:", opts)
+    {
+        switch (opt) {
+        case 'o': output = optarg; break;
+        default: return 2;
+        }
+    }
+    cc_set_timeout(c, 0); /* follow until interrupted */
+    Runtime__V1__GetEventsRequest req = RUNTIME__V1__GET_EVENTS_REQUEST__INIT;
+    _cleanup_err_ cr_err *err = NULL;
+    if (cc_call_stream(c, CC_RUNTIME "GetContainerEvents", &req.base,
+                       &runtime__v1__container_event_response__descriptor, print_event, (void *)output, &err) < 0)
+        return fail("events", err);
+    return 0;
+}
+
 static const command commands[] = {
     { "version", cmd_version, "runtime name and versions (CRI Version)" },
     { "info", cmd_info, "runtime conditions, handlers and config (CRI Status, verbose)" },
@@ -1414,6 +1621,9 @@ static const command commands[] = {
     { "create", cmd_create, "create a container: create [--with-pull] POD-ID CONTAINER-CONFIG.json POD-CONFIG.json" },
     { "start", cmd_start, "start created containers: start CONTAINER-ID..." },
     { "run", cmd_run, "run a pod and a container in it: run [--runtime HANDLER] [--with-pull] CONTAINER-CONFIG.json POD-CONFIG.json" },
+    { "stats", cmd_stats, "container resource usage: stats [--id ID] [--pod POD] [--label k=v]... [-o json|table] [ID]" },
+    { "statsp", cmd_statsp, "pod resource usage: statsp [--id ID] [--label k=v]... [-o json|table] [ID]" },
+    { "events", cmd_events, "follow container and pod lifecycle events: events [-o json|table]" },
     { "ps", cmd_ps, "list containers: ps [-a] [--id ID] [--pod POD] [--state created|running|exited|unknown] [--label k=v]... [--name REGEX] [--namespace REGEX] [-l|--latest] [-n|--last N] [-q] [-o json|table] [--no-trunc]" },
     { "inspect", cmd_inspect, "container status with its info, as JSON: inspect [-o json] [-q] CONTAINER-ID..." },
     { "logs", cmd_logs, "a container's log: logs [-f] [--tail N] [-t|--timestamps] [--since TIME] CONTAINER-ID" },

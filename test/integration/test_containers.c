@@ -9,6 +9,8 @@
  * private mount namespace with /sys/fs/cgroup/unified/cgroup.controllers
  * hidden under an empty file. */
 #include <check.h>
+#include <errno.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -760,6 +762,267 @@ START_TEST(host_pid_pod_sees_host_processes)
 }
 END_TEST
 
+/* ---- stats and events ---- */
+
+#define STATS_SUBNET "10.88.40.0/24"
+#define STATS_BRIDGE "crispst0"
+
+static Runtime__V1__ListContainerStatsResponse *list_stats(cc_conn *c, const char *pod)
+{
+    Runtime__V1__ContainerStatsFilter f = RUNTIME__V1__CONTAINER_STATS_FILTER__INIT;
+    f.pod_sandbox_id = (char *)pod;
+    Runtime__V1__ListContainerStatsRequest req = RUNTIME__V1__LIST_CONTAINER_STATS_REQUEST__INIT;
+    req.filter = &f;
+    ProtobufCMessage *resp = NULL;
+    cr_err *err = NULL;
+    ck_assert_msg(cc_call(c, CC_RUNTIME "ListContainerStats", &req.base,
+                          &runtime__v1__list_container_stats_response__descriptor, &resp, &err) == 0,
+                  "ListContainerStats: %s", err ? err->msg : "");
+    return (Runtime__V1__ListContainerStatsResponse *)resp;
+}
+
+static const Runtime__V1__ContainerStats *stats_of(const Runtime__V1__ListContainerStatsResponse *r, const char *id)
+{
+    for (size_t i = 0; i < r->n_stats; i++)
+        if (!strcmp(r->stats[i]->attributes->id, id))
+            return r->stats[i];
+    return NULL;
+}
+
+static Runtime__V1__PodSandboxStats *pod_stats(cc_conn *c, const char *pod, ProtobufCMessage **keep)
+{
+    Runtime__V1__PodSandboxStatsRequest req = RUNTIME__V1__POD_SANDBOX_STATS_REQUEST__INIT;
+    req.pod_sandbox_id = (char *)pod;
+    cr_err *err = NULL;
+    ck_assert_msg(cc_call(c, CC_RUNTIME "PodSandboxStats", &req.base,
+                          &runtime__v1__pod_sandbox_stats_response__descriptor, keep, &err) == 0,
+                  "PodSandboxStats: %s", err ? err->msg : "");
+    return ((Runtime__V1__PodSandboxStatsResponse *)*keep)->stats;
+}
+
+static char *start_ctr(cc_conn *c, const char *pod, const ctr_opts *o)
+{
+    char *id = create(c, pod, o, NULL);
+    cr_err *err = NULL;
+    ck_assert_msg(cc_start_container(c, id, &err) == 0, "start %s: %s", o->name, err ? err->msg : "");
+    return id;
+}
+
+START_TEST(stats_memory_cpu_disk)
+{
+    start();
+    cc_conn *c = th_connect(&D);
+    char *pod = run_pod(c, "stats");
+    /* 60 MiB in the pod's /dev/shm (tmpfs pages are charged to the writer
+     * and are not file cache); a busy loop; 10 MiB in the writable layer. */
+    ctr_opts mem = { .name = "mem", .run_as_user = -1,
+                     .script = "dd if=/dev/zero of=/dev/shm/fill bs=1M count=60 2>/dev/null; sleep 1000" };
+    ctr_opts busy = { .name = "busy", .run_as_user = -1, .script = "while :; do :; done" };
+    ctr_opts disk = { .name = "disk", .run_as_user = -1,
+                      .script = "dd if=/dev/zero of=/big bs=1M count=10 2>/dev/null; sync; sleep 1000" };
+    char *idm = start_ctr(c, pod, &mem), *idb = start_ctr(c, pod, &busy), *idd = start_ctr(c, pod, &disk);
+    long until = th_now_ms() + 30000;
+    bool mem_ok = false, disk_ok = false;
+    uint64_t ws = 0, used = 0;
+    while (!(mem_ok && disk_ok) && th_now_ms() < until) {
+        Runtime__V1__ListContainerStatsResponse *r = list_stats(c, pod);
+        const Runtime__V1__ContainerStats *sm = stats_of(r, idm), *sd = stats_of(r, idd);
+        ws = sm && sm->memory && sm->memory->working_set_bytes ? sm->memory->working_set_bytes->value : 0;
+        used = sd && sd->writable_layer && sd->writable_layer->used_bytes ? sd->writable_layer->used_bytes->value : 0;
+        mem_ok = ws >= 50u << 20;
+        disk_ok = used >= 10u << 20;
+        ck_assert_int_eq(r->n_stats, 3);
+        cc_free(r);
+        if (!(mem_ok && disk_ok))
+            usleep(50000);
+    }
+    ck_assert_msg(mem_ok, "working set %llu, want >= 50 MiB", (unsigned long long)ws);
+    ck_assert_msg(disk_ok, "writable layer %llu bytes, want >= 10 MiB", (unsigned long long)used);
+    /* CPU: the cumulative figure rises between two samples, and the second
+     * sample carries a rate. */
+    Runtime__V1__ListContainerStatsResponse *r1 = list_stats(c, pod);
+    const Runtime__V1__ContainerStats *b1 = stats_of(r1, idb);
+    ck_assert_ptr_nonnull(b1);
+    uint64_t cpu1 = b1->cpu->usage_core_nano_seconds->value;
+    uint64_t cpu2 = cpu1, rate = 0;
+    until = th_now_ms() + 10000;
+    while ((cpu2 <= cpu1 + 10000000 || !rate) && th_now_ms() < until) {
+        usleep(100000);
+        Runtime__V1__ListContainerStatsResponse *r2 = list_stats(c, pod);
+        const Runtime__V1__ContainerStats *b2 = stats_of(r2, idb);
+        cpu2 = b2 ? b2->cpu->usage_core_nano_seconds->value : 0;
+        rate = b2 && b2->cpu->usage_nano_cores ? b2->cpu->usage_nano_cores->value : 0;
+        cc_free(r2);
+    }
+    cc_free(r1);
+    ck_assert_msg(cpu2 > cpu1 + 10000000, "cpu %llu -> %llu ns", (unsigned long long)cpu1, (unsigned long long)cpu2);
+    ck_assert_msg(rate > 100000000, "busy loop at %llu nano cores", (unsigned long long)rate); /* > 0.1 core */
+    /* The pod adds its containers up. */
+    ProtobufCMessage *keep = NULL;
+    Runtime__V1__PodSandboxStats *ps = pod_stats(c, pod, &keep);
+    ck_assert_int_eq(ps->linux->n_containers, 3);
+    ck_assert(ps->linux->memory && ps->linux->memory->working_set_bytes->value >= 50u << 20);
+    ck_assert_str_eq(ps->attributes->metadata->name, "stats");
+    protobuf_c_message_free_unpacked(keep, NULL);
+    /* Single-container stats, and a clear error for an exited one. */
+    Runtime__V1__ContainerStatsRequest one = RUNTIME__V1__CONTAINER_STATS_REQUEST__INIT;
+    one.container_id = idd;
+    cr_err *err = NULL;
+    ck_assert_int_eq(cc_call(c, CC_RUNTIME "ContainerStats", &one.base,
+                             &runtime__v1__container_stats_response__descriptor, &keep, &err), 0);
+    protobuf_c_message_free_unpacked(keep, NULL);
+    ck_assert_int_eq(cc_stop_container(c, idd, 0, &err), 0);
+    ck_assert_int_lt(cc_call(c, CC_RUNTIME "ContainerStats", &one.base,
+                             &runtime__v1__container_stats_response__descriptor, &keep, &err), 0);
+    ck_assert_int_eq(err->code, CR_NOT_FOUND);
+    cr_err_free(err);
+    err = NULL;
+    one.container_id = "nonexistent";
+    ck_assert_int_lt(cc_call(c, CC_RUNTIME "ContainerStats", &one.base,
+                             &runtime__v1__container_stats_response__descriptor, &keep, &err), 0);
+    ck_assert_int_eq(err->code, CR_NOT_FOUND);
+    cr_err_free(err);
+    /* Metrics: descriptors, and the pod's container metrics. */
+    Runtime__V1__ListMetricDescriptorsRequest mdr = RUNTIME__V1__LIST_METRIC_DESCRIPTORS_REQUEST__INIT;
+    err = NULL;
+    ck_assert_int_eq(cc_call(c, CC_RUNTIME "ListMetricDescriptors", &mdr.base,
+                             &runtime__v1__list_metric_descriptors_response__descriptor, &keep, &err), 0);
+    Runtime__V1__ListMetricDescriptorsResponse *md = (Runtime__V1__ListMetricDescriptorsResponse *)keep;
+    bool have_ws = false;
+    for (size_t i = 0; i < md->n_descriptors; i++)
+        have_ws |= !strcmp(md->descriptors[i]->name, "container_memory_working_set_bytes");
+    ck_assert(have_ws);
+    protobuf_c_message_free_unpacked(keep, NULL);
+    Runtime__V1__ListPodSandboxMetricsRequest pmr = RUNTIME__V1__LIST_POD_SANDBOX_METRICS_REQUEST__INIT;
+    ck_assert_int_eq(cc_call(c, CC_RUNTIME "ListPodSandboxMetrics", &pmr.base,
+                             &runtime__v1__list_pod_sandbox_metrics_response__descriptor, &keep, &err), 0);
+    Runtime__V1__ListPodSandboxMetricsResponse *pm = (Runtime__V1__ListPodSandboxMetricsResponse *)keep;
+    ck_assert_int_eq(pm->n_pod_metrics, 1);
+    ck_assert_int_eq(pm->pod_metrics[0]->n_container_metrics, 2); /* mem and busy still run */
+    protobuf_c_message_free_unpacked(keep, NULL);
+    free(idm);
+    free(idb);
+    free(idd);
+    free(pod);
+    cc_close(c);
+}
+END_TEST
+
+typedef struct ev_log {
+    th_daemon *d;
+    pthread_mutex_t mu;
+    int types[64];
+    char ids[64][65];
+    char pods[64][65];
+    int n;
+    int block_fd; /* >= 0: the callback blocks reading it (a stuck subscriber) */
+    bool ready;
+} ev_log;
+
+static int ev_cb(const ProtobufCMessage *msg, void *ud)
+{
+    ev_log *l = ud;
+    const Runtime__V1__ContainerEventResponse *e = (const Runtime__V1__ContainerEventResponse *)msg;
+    if (l->block_fd >= 0) {
+        char b;
+        while (read(l->block_fd, &b, 1) < 0 && errno == EINTR)
+            ;
+        return 1;
+    }
+    pthread_mutex_lock(&l->mu);
+    if (l->n < 64) {
+        l->types[l->n] = e->container_event_type;
+        snprintf(l->ids[l->n], 65, "%s", e->container_id);
+        snprintf(l->pods[l->n], 65, "%s", e->pod_sandbox_status ? e->pod_sandbox_status->id : "");
+        l->n++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+static void *ev_thread(void *arg)
+{
+    ev_log *l = arg;
+    cr_err *err = NULL;
+    cc_conn *c = cc_connect(l->d->endpoint, &err);
+    if (!c)
+        return NULL;
+    cc_set_timeout(c, 0);
+    Runtime__V1__GetEventsRequest req = RUNTIME__V1__GET_EVENTS_REQUEST__INIT;
+    cc_call_stream(c, CC_RUNTIME "GetContainerEvents", &req.base, &runtime__v1__container_event_response__descriptor,
+                   ev_cb, l, &err);
+    cr_err_free(err);
+    cc_close(c);
+    return NULL;
+}
+
+START_TEST(events_in_order_and_stuck_subscriber)
+{
+    start();
+    ev_log l = { .d = &D, .mu = PTHREAD_MUTEX_INITIALIZER, .block_fd = -1 };
+    int block[2];
+    ck_assert_int_eq(pipe(block), 0);
+    ev_log stuck = { .d = &D, .mu = PTHREAD_MUTEX_INITIALIZER, .block_fd = block[0] };
+    pthread_t t, ts;
+    ck_assert_int_eq(pthread_create(&t, NULL, ev_thread, &l), 0);
+    ck_assert_int_eq(pthread_create(&ts, NULL, ev_thread, &stuck), 0);
+    ck_assert(th_log_contains(&D, "stream opened", 10000));
+    cc_conn *c = th_connect(&D);
+    long t0 = th_now_ms();
+    char *pod = run_pod(c, "evts");
+    long run_ms = th_now_ms() - t0;
+    ctr_opts o = { .name = "ev", .run_as_user = -1, .script = "sleep 1000" };
+    char *id = start_ctr(c, pod, &o);
+    cr_err *err = NULL;
+    ck_assert_int_eq(cc_stop_container(c, id, 0, &err), 0);
+    ck_assert_int_eq(cc_remove_container(c, id, &err), 0);
+    ck_assert_int_eq(cc_remove_pod_sandbox(c, pod, &err), 0);
+    /* A second pod while the stuck subscriber still holds its stream. */
+    t0 = th_now_ms();
+    char *pod2 = run_pod(c, "evts2");
+    long run2_ms = th_now_ms() - t0;
+    printf("RunPodSandbox with a subscriber that never reads: %ld ms, %ld ms\n", run_ms, run2_ms);
+    int want[] = { RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT,
+                   RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT,
+                   RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT,
+                   RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT };
+    int got[8], ng = 0, pod_events = 0;
+    long until = th_now_ms() + 10000;
+    for (;;) {
+        ng = 0;
+        pod_events = 0;
+        pthread_mutex_lock(&l.mu);
+        for (int i = 0; i < l.n; i++) {
+            if (!strcmp(l.ids[i], id) && ng < 8) {
+                ck_assert_str_eq(l.pods[i], pod);
+                got[ng++] = l.types[i];
+            }
+            pod_events += !strcmp(l.ids[i], pod);
+        }
+        pthread_mutex_unlock(&l.mu);
+        if ((ng >= 4 && pod_events >= 3) || th_now_ms() > until)
+            break;
+        usleep(20000);
+    }
+    ck_assert_msg(ng == 4, "%d events for the container", ng);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(got[i], want[i]);
+    ck_assert_msg(pod_events >= 3, "%d sandbox events (created, started, deleted)", pod_events);
+    cc_close(c);
+    /* Ending crispd ends both streams (the stuck one once it reads again). */
+    ck_assert_int_eq(write(block[1], "x", 1), 1);
+    close(block[1]);
+    teardown();
+    D.pid = -1;
+    pthread_join(t, NULL);
+    pthread_join(ts, NULL);
+    close(block[0]);
+    free(id);
+    free(pod);
+    free(pod2);
+}
+END_TEST
+
 int main(void)
 {
     suite_setup();
@@ -781,6 +1044,13 @@ int main(void)
     TH_ADD_BOTH(tc, log_reopen_after_rename);
     TH_ADD_BOTH(tc, host_pid_pod_sees_host_processes);
     suite_add_tcase(s, tc);
+    TCase *st = tcase_create("stats");
+    tcase_add_checked_fixture(st, NULL, teardown);
+    tcase_add_unchecked_fixture(st, NULL, th_collect_leftovers);
+    tcase_set_timeout(st, 180);
+    TH_ADD(st, stats_memory_cpu_disk);
+    TH_ADD(st, events_in_order_and_stuck_subscriber);
+    suite_add_tcase(s, st);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

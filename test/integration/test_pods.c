@@ -256,6 +256,25 @@ START_TEST(pod_gets_ip_hostname_and_namespaces)
 }
 END_TEST
 
+/* rx_bytes of the pod's default interface (eth0), from PodSandboxStats. */
+static uint64_t eth0_rx(cc_conn *c, const char *id)
+{
+    Runtime__V1__PodSandboxStatsRequest req = RUNTIME__V1__POD_SANDBOX_STATS_REQUEST__INIT;
+    req.pod_sandbox_id = (char *)id;
+    ProtobufCMessage *resp = NULL;
+    cr_err *err = NULL;
+    ck_assert_msg(cc_call(c, CC_RUNTIME "PodSandboxStats", &req.base,
+                          &runtime__v1__pod_sandbox_stats_response__descriptor, &resp, &err) == 0,
+                  "PodSandboxStats: %s", err ? err->msg : "");
+    const Runtime__V1__PodSandboxStats *st = ((Runtime__V1__PodSandboxStatsResponse *)resp)->stats;
+    const Runtime__V1__NetworkInterfaceUsage *ni =
+        st && st->linux && st->linux->network ? st->linux->network->default_interface : NULL;
+    ck_assert_msg(ni && !strcmp(ni->name, "eth0") && ni->rx_bytes, "no eth0 counters for pod %s", id);
+    uint64_t v = ni->rx_bytes->value;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return v;
+}
+
 START_TEST(two_pods_reach_each_other)
 {
     start();
@@ -266,10 +285,16 @@ START_TEST(two_pods_reach_each_other)
     Runtime__V1__PodSandboxStatusResponse *ra = inspect(c, ida, NULL, nsa, sizeof(nsa));
     Runtime__V1__PodSandboxStatusResponse *rb = inspect(c, idb, NULL, NULL, 0);
     ck_assert_str_ne(ra->status->network->ip, rb->status->network->ip);
+    uint64_t rx0 = eth0_rx(c, idb);
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "nsenter --net=%s /bin/busybox ping -c 1 -W 5 %s >/dev/null", nsa,
+    snprintf(cmd, sizeof(cmd), "nsenter --net=%s /bin/busybox ping -c 5 -i 0.2 -W 5 %s >/dev/null", nsa,
              rb->status->network->ip);
     ck_assert_msg(sh(cmd) == 0, "pod a cannot ping pod b");
+    /* Pod b's interface counters (PodSandboxStats, read in its netns) show
+     * the five echo requests of 98 bytes each. */
+    uint64_t rx1 = eth0_rx(c, idb);
+    ck_assert_msg(rx1 >= rx0 + 5 * 98, "pod b eth0 rx %llu -> %llu", (unsigned long long)rx0,
+                  (unsigned long long)rx1);
     cc_free(ra);
     cc_free(rb);
     free(ida);
