@@ -30,7 +30,7 @@
 
 /* ---- the field table ---- */
 
-enum field_kind { F_STR, F_INT, F_STRV };
+enum field_kind { F_STR, F_INT, F_STRV, F_BOOL };
 
 enum field_check {
     C_ANY,
@@ -56,6 +56,7 @@ struct field {
 #define STR(k, m, c, d) { k, F_STR, c, offsetof(cr_config, m), 0, 0, d }
 #define INT(k, m, lo, hi, d) { k, F_INT, C_RANGE, offsetof(cr_config, m), lo, hi, d }
 #define STRV(k, m, c, d) { k, F_STRV, c, offsetof(cr_config, m), 0, 0, d }
+#define BOOL(k, m, d) { k, F_BOOL, C_ANY, offsetof(cr_config, m), 0, 0, d }
 #define HSTR(k, m, c, d) { k, F_STR, c, offsetof(cr_runtime_handler, m), 0, 0, d }
 
 static const struct field crisp_fields[] = {
@@ -76,6 +77,12 @@ static const struct field stream_fields[] = {
     STR("address", stream_address, C_IP,
         "IP address of the exec/attach/port-forward streaming server."),
     INT("port", stream_port, 0, 65535, "TCP port of the streaming server; 0 takes a free port at start."),
+};
+
+static const struct field metrics_fields[] = {
+    BOOL("enable", metrics_enable, "Serve crispd's own Prometheus metrics over HTTP at /metrics."),
+    STR("address", metrics_address, C_IP, "IP address of the metrics endpoint."),
+    INT("port", metrics_port, 0, 65535, "TCP port of the metrics endpoint; 0 takes a free port at start."),
 };
 
 static const struct field runtime_fields[] = {
@@ -136,6 +143,8 @@ static const struct section sections[] = {
     { "crisp", NULL, crisp_fields, N(crisp_fields), "The daemon." },
     { "crisp.stream", "stream", stream_fields, N(stream_fields),
       "Streaming server for exec, attach and port-forward sessions." },
+    { "crisp.metrics", "metrics", metrics_fields, N(metrics_fields),
+      "crispd's own Prometheus metrics endpoint." },
     { "crisp.runtime", "runtime", runtime_fields, N(runtime_fields),
       "Container execution.  Runtime handlers follow as [crisp.runtime.runtimes.<name>] tables." },
     { "crisp.image", "image", image_fields, N(image_fields), "Image pulls and storage." },
@@ -154,6 +163,8 @@ static const char *field_cstr(const void *base, const struct field *f)
 }
 static int64_t *field_int(void *base, const struct field *f) { return (int64_t *)((char *)base + f->off); }
 static char ***field_strv(void *base, const struct field *f) { return (char ***)((char *)base + f->off); }
+static bool *field_bool(void *base, const struct field *f) { return (bool *)((char *)base + f->off); }
+static bool field_cbool(const void *base, const struct field *f) { return *(const bool *)((const char *)base + f->off); }
 
 static bool valid_name(const char *s)
 {
@@ -330,6 +341,7 @@ cr_config *cr_config_new_default(void)
               cr_config_set_str(&c->runroot, "/run/crisp") == 0 &&
               cr_config_set_str(&c->log_level, "info") == 0 &&
               cr_config_set_str(&c->stream_address, "127.0.0.1") == 0 &&
+              cr_config_set_str(&c->metrics_address, "127.0.0.1") == 0 &&
               cr_config_set_str(&c->default_runtime, "runc") == 0 &&
               cr_config_set_str(&c->cgroup_manager, "cgroupfs") == 0 &&
               cr_config_set_str(&c->monitor_path, CRISP_LIBEXECDIR "/crisp-monitor") == 0 &&
@@ -346,6 +358,8 @@ cr_config *cr_config_new_default(void)
     c->threads = 8;
     c->shutdown_timeout = 10;
     c->stream_port = 0;
+    c->metrics_enable = false;
+    c->metrics_port = 9090;
     c->max_parallel_downloads = 3;
     c->pull_progress_timeout = 60;
 
@@ -443,6 +457,13 @@ static int load_field(struct loader *L, void *base, const struct field *f, const
             return lerr(L, v, "%s: %" PRId64 " is out of range (%" PRId64 "..%" PRId64 ")", path, n, f->min, f->max);
         if (L->apply)
             *field_int(base, f) = n;
+        return 0;
+    }
+    if (f->kind == F_BOOL) {
+        if (expect_type(L, v, path, CR_TOML_BOOL) < 0)
+            return -1;
+        if (L->apply)
+            *field_bool(base, f) = cr_toml_bool(v);
         return 0;
     }
     /* F_STRV */
@@ -705,6 +726,8 @@ static int check_value(const void *base, const struct field *f, const char *path
                               path, n, f->min, f->max);
         return 0;
     }
+    if (f->kind == F_BOOL)
+        return 0; /* any value is valid */
     char *const *v = *(char **const *)((const char *)base + f->off);
     if (!v || !v[0])
         return cr_err_set(err, CR_INVALID_ARGUMENT, "%s: must list at least one directory", path);
@@ -807,6 +830,8 @@ static void toml_field(FILE *out, const void *base, const struct field *f)
         toml_string(out, field_cstr(base, f));
     } else if (f->kind == F_INT) {
         fprintf(out, "%" PRId64, *(const int64_t *)((const char *)base + f->off));
+    } else if (f->kind == F_BOOL) {
+        fputs(field_cbool(base, f) ? "true" : "false", out);
     } else {
         char *const *v = *(char **const *)((const char *)base + f->off);
         fputc('[', out);
@@ -867,6 +892,8 @@ static bool gen_field(yajl_gen g, const void *base, const struct field *f)
         return gen_str(g, field_cstr(base, f));
     if (f->kind == F_INT)
         return yajl_gen_integer(g, *(const int64_t *)((const char *)base + f->off)) == yajl_gen_status_ok;
+    if (f->kind == F_BOOL)
+        return yajl_gen_bool(g, field_cbool(base, f)) == yajl_gen_status_ok;
     char *const *v = *(char **const *)((const char *)base + f->off);
     if (yajl_gen_array_open(g) != yajl_gen_status_ok)
         return false;

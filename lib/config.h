@@ -33,6 +33,11 @@ typedef struct cr_config {
     char *stream_address;  /* "127.0.0.1" */
     int64_t stream_port;   /* 0 = chosen at start */
 
+    /* [crisp.metrics]: crispd's own Prometheus endpoint (GET /metrics) */
+    bool metrics_enable;   /* default false: nothing listens */
+    char *metrics_address; /* "127.0.0.1" */
+    int64_t metrics_port;  /* 9090; 0 = chosen at start */
+
     /* [crisp.runtime] */
     char *default_runtime; /* name of a handler, "runc" */
     char *cgroup_manager;  /* cgroupfs | systemd */

@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "container.h"
 #include "sandbox.h"
+#include "metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1115,6 +1116,7 @@ int srv_start_container(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMes
     } else if (!srv_handler_runtime(d, c->runtime_handler, &rt)) {
         r = cr_err_set(err, CR_FAILED_PRECONDITION, "container %s: runtime handler %s is gone", c->id, c->runtime_handler);
     } else if (oci_start(&rt, c->id, RUNTIME_TIMEOUT_S, err) < 0) {
+        srv_metrics_failure(d, "runtime", "start");
         r = -1;
     } else {
         pthread_mutex_lock(&d->ctr_mu);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "image/image.h"
+#include "metrics.h"
 #include "lib/cleanup.h"
 #include "lib/log.h"
 
@@ -117,8 +118,15 @@ int srv_pull_image(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage 
                                       err) < 0)
         return cr_err_prefix(err, "pull %s: credentials", name);
     img_image *im = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int r = img_store_pull(d->images, name, &auth, &im, err);
     img_auth_clear(&auth);
+    /* The store reports no transfer count: a pulled image counts its
+     * layers' (unpacked) size. */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    srv_metrics_pull(d, r < 0 ? 0 : im->size,
+                     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, r == 0);
     if (r < 0)
         return -1;
     Runtime__V1__PullImageResponse *pb = malloc(sizeof(*pb));

@@ -3,6 +3,7 @@
  * monitor runs `runtime create` and reports the container's pid, or the
  * runtime's error, as one JSON line on the sync pipe. */
 #include "internal.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -122,9 +123,11 @@ int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr
     char line[4096];
     size_t len = read_answer(sync[0], line, sizeof(line));
     close(sync[0]);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        srv_metrics_failure(d, "monitor", "launch");
         return cr_err_set(err, CR_INTERNAL, "%s: crisp-monitor failed to start (status %d)%s%s", m->id, st,
                           len ? ": " : "", line);
+    }
     yajl_val v = yajl_tree_parse(line, NULL, 0);
     const char *p_pid[] = { "pid", NULL }, *p_err[] = { "error", NULL };
     yajl_val pv = v ? yajl_tree_get(v, p_pid, yajl_t_number) : NULL;
@@ -132,9 +135,11 @@ int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr
     int r = 0;
     if (pv)
         *pid_out = (int)YAJL_GET_INTEGER(pv);
-    else
+    else {
+        srv_metrics_failure(d, "runtime", "create");
         r = cr_err_set(err, CR_INTERNAL, "%s create %s: %s", m->rt->name, m->id,
                        ev ? YAJL_GET_STRING(ev) : len ? line : "no answer from crisp-monitor");
+    }
     yajl_tree_free(v);
     return r;
 }

@@ -33,6 +33,7 @@
 #include "network/network.h"
 #include "sandbox.h"
 #include "container.h"
+#include "metrics.h"
 #include "lib/cleanup.h"
 #include "lib/fs.h"
 #include "lib/log.h"
@@ -252,6 +253,9 @@ static void handle_unary(srv_call *c)
     if (resp)
         protobuf_c_message_free_unpacked(resp, NULL);
     log_result(c, &t0, err);
+    /* Recorded before the status is sent: a client that sees the answer
+     * sees it counted. */
+    srv_metrics_rpc(c->d, m->path, err ? err->code : CR_OK, elapsed_ms(&t0) / 1e3);
     finish_unary(c, bb, err ? err->code : CR_OK, err ? err->msg : NULL);
 }
 
@@ -263,6 +267,7 @@ static void handle_generic(srv_call *c)
         msg = NULL;
     cr_log_info("rpc failed", "method", method, "code", "UNIMPLEMENTED", NULL);
     gpr_free(method);
+    srv_metrics_rpc(c->d, NULL, CR_UNIMPLEMENTED, 0); /* method "unknown": not a client-made label */
     finish_unary(c, NULL, CR_UNIMPLEMENTED, msg ? msg : "unknown method");
 }
 
@@ -348,6 +353,7 @@ static void *stream_thread(void *arg)
         protobuf_c_message_free_unpacked(req, NULL);
     }
     log_result(c, &t0, st.gone ? NULL : err);
+    srv_metrics_rpc(d, m->path, err ? err->code : CR_OK, elapsed_ms(&t0) / 1e3);
 
     grpc_op ops[2];
     memset(ops, 0, sizeof(ops));
@@ -427,6 +433,7 @@ static void dispatch(srv_daemon *d, srv_call *c)
             d->streams--;
             pthread_mutex_unlock(&d->mu);
         }
+        srv_metrics_rpc(d, d->methods[c->index].path, CR_RESOURCE_EXHAUSTED, 0);
         finish_unary(c, NULL, CR_RESOURCE_EXHAUSTED, "too many open streams");
         call_free(c);
         return;
@@ -636,6 +643,7 @@ static void release(srv_daemon *d)
     if (d->lock_fd >= 0)
         close(d->lock_fd);
     srv_exit_watcher_stop(d);
+    srv_metrics_stop(d); /* before the lists its scrapes walk are freed */
     srv_containers_free(d);
     srv_sandboxes_free(d);
     if (d->cni)
@@ -777,7 +785,7 @@ srv_daemon *srv_start(cr_config *cfg, cr_err **err)
     }
     if (claim_socket(d, err) < 0 || lock_root(d, err) < 0 || open_images(d, err) < 0 ||
         open_network(d, err) < 0 || srv_pause_prepare(d, err) < 0 || srv_sandboxes_load(d, err) < 0 ||
-        srv_exit_watcher_start(d, err) < 0 || srv_containers_load(d, err) < 0) {
+        srv_exit_watcher_start(d, err) < 0 || srv_containers_load(d, err) < 0 || srv_metrics_start(d, err) < 0) {
         release(d);
         return NULL;
     }

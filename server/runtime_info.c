@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/cleanup.h"
+#include "metrics.h"
 #include "network/network.h"
 #include "lib/log.h"
 
@@ -121,9 +122,16 @@ int srv_status(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **re
     r->features = feat;
 
     if (in->verbose) {
-        r->info = calloc(1, sizeof(*r->info));
+        r->info = calloc(2, sizeof(*r->info));
         if (!r->info || !(r->info[r->n_info++] = info_entry("config", cr_config_to_json(cfg))))
             return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "status: out of memory");
+        /* Where the metrics endpoint listens (its port may be chosen at start). */
+        char *metrics = srv_metrics_info(d);
+        if (metrics) {
+            if (!(r->info[r->n_info] = info_entry("metrics", metrics)))
+                return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "status: out of memory");
+            r->n_info++;
+        }
     }
     return 0;
 }

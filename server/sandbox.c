@@ -10,6 +10,7 @@
  * every change is written atomically before the call returns. */
 #include "internal.h"
 #include "sandbox.h"
+#include "metrics.h"
 #include "container.h"
 
 #include <dirent.h>
@@ -670,8 +671,10 @@ static int start_infra(srv_daemon *d, srv_sandbox *sb, const char *hostname, cr_
     int pid = 0;
     if (srv_monitor_launch(d, &m, &pid, err) < 0)
         return -1;
-    if (oci_start(&rt, sb->id, RUNTIME_TIMEOUT_S, err) < 0)
+    if (oci_start(&rt, sb->id, RUNTIME_TIMEOUT_S, err) < 0) {
+        srv_metrics_failure(d, "runtime", "start");
         return -1;
+    }
     sb->pid = pid;
     sb->pid_start = srv_proc_start_time(pid);
     return 0;
@@ -740,6 +743,7 @@ static int create_sandbox(srv_daemon *d, srv_sandbox *sb, cr_err **err)
         net_pod p = pod_for_cni(sb, ports);
         net_result res = { 0 };
         if (net_cni_add(d->cni, &p, &res, err) < 0) {
+            srv_metrics_failure(d, "cni", "add");
             cr_err_prefix(err, "pod %s/%s", c->metadata->namespace_, c->metadata->name);
             goto fail;
         }

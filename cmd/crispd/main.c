@@ -19,6 +19,7 @@ enum {
     OPT_CONFIG = 1000, OPT_CONFIG_DIR, OPT_LISTEN, OPT_ROOT, OPT_RUNROOT, OPT_LOG_LEVEL,
     OPT_CNI_CONFIG_DIR, OPT_CNI_PLUGIN_DIR, OPT_REGISTRIES_CONF, OPT_SIGNATURE_POLICY,
     OPT_PAUSE_IMAGE, OPT_DEFAULT_RUNTIME, OPT_STREAM_ADDRESS, OPT_STREAM_PORT, OPT_THREADS,
+    OPT_ENABLE_METRICS, OPT_METRICS_PORT,
     OPT_HELP, OPT_VERSION,
 };
 
@@ -38,6 +39,8 @@ static const struct option options[] = {
     { "stream-address", required_argument, NULL, OPT_STREAM_ADDRESS },
     { "stream-port", required_argument, NULL, OPT_STREAM_PORT },
     { "threads", required_argument, NULL, OPT_THREADS },
+    { "enable-metrics", no_argument, NULL, OPT_ENABLE_METRICS },
+    { "metrics-port", required_argument, NULL, OPT_METRICS_PORT },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { 0 },
@@ -65,6 +68,8 @@ static void usage(FILE *f)
         "  --default-runtime NAME   runtime handler used when a pod names none\n"
         "  --stream-address ADDR    exec/attach/port-forward server address\n"
         "  --stream-port PORT       exec/attach/port-forward server port (0: any)\n"
+        "  --enable-metrics         serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+        "  --metrics-port PORT      metrics endpoint port (default 9090; 0: any)\n"
         "  --version                print the version and exit\n");
 }
 
@@ -109,6 +114,8 @@ static int apply_flag(cr_config *c, int opt, const char *v, int *n_plugin_dirs)
     case OPT_STREAM_ADDRESS: return cr_config_set_str(&c->stream_address, v);
     case OPT_STREAM_PORT: return parse_int(name, v, 0, 65535, &c->stream_port);
     case OPT_THREADS: return parse_int(name, v, 1, 256, &c->threads);
+    case OPT_ENABLE_METRICS: c->metrics_enable = true; return 0;
+    case OPT_METRICS_PORT: return parse_int(name, v, 0, 65535, &c->metrics_port);
     case OPT_LOG_LEVEL:
         if (cr_log_set_level_name(v) < 0) {
             fprintf(stderr, "crispd: --log-level: %s is not one of error, warn, info, debug\n", v);

@@ -72,6 +72,7 @@ static const char *config_diff(const cr_config *a, const cr_config *b)
 #define I(f) if (a->f != b->f) { snprintf(why, sizeof(why), #f ": %lld vs %lld", (long long)a->f, (long long)b->f); return why; }
     S(listen) S(root) S(runroot) S(log_level) I(threads) I(shutdown_timeout)
     S(stream_address) I(stream_port)
+    I(metrics_enable) S(metrics_address) I(metrics_port)
     S(default_runtime) S(cgroup_manager) S(monitor_path) S(pause_image) S(pause_command)
     S(registries_conf) S(registries_conf_dir) S(signature_policy) S(auth_file)
     I(max_parallel_downloads) I(pull_progress_timeout)
@@ -154,6 +155,11 @@ static const char full_config[] =
     "address = \"::1\"\n"
     "port = 10010\n"
     "\n"
+    "[crisp.metrics]\n"
+    "enable = true\n"
+    "address = \"::1\"\n"
+    "port = 9191\n"
+    "\n"
     "[crisp.runtime]\n"
     "default_runtime = \"kata\"\n"
     "cgroup_manager = \"systemd\"\n"
@@ -197,6 +203,9 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c->shutdown_timeout, 10);
     ck_assert_str_eq(c->stream_address, "127.0.0.1");
     ck_assert_int_eq(c->stream_port, 0);
+    ck_assert(!c->metrics_enable);
+    ck_assert_str_eq(c->metrics_address, "127.0.0.1");
+    ck_assert_int_eq(c->metrics_port, 9090);
     ck_assert_str_eq(c->default_runtime, "runc");
     ck_assert_str_eq(c->cgroup_manager, "cgroupfs");
     ck_assert_str_eq(c->monitor_path, CRISP_LIBEXECDIR "/crisp-monitor");
@@ -255,6 +264,9 @@ START_TEST(test_full_file)
     ck_assert_int_eq(c->shutdown_timeout, 30);
     ck_assert_str_eq(c->stream_address, "::1");
     ck_assert_int_eq(c->stream_port, 10010);
+    ck_assert(c->metrics_enable);
+    ck_assert_str_eq(c->metrics_address, "::1");
+    ck_assert_int_eq(c->metrics_port, 9191);
     ck_assert_str_eq(c->default_runtime, "kata");
     ck_assert_str_eq(c->cgroup_manager, "systemd");
     ck_assert_str_eq(c->monitor_path, "/opt/crisp/crisp-monitor");
@@ -455,6 +467,12 @@ START_TEST(test_bad_values)
     /* a TOML syntax error comes through with its line */
     expect_load_error("v29.conf", "[crisp]\nthreads = 8\nthreads = 9\n", 3, "duplicate key \"crisp.threads\"");
     expect_load_error("v30.conf", "[crisp]\nthreads = 1.5\n", 2, "unsupported value");
+    expect_load_error("v31.conf", "[crisp.metrics]\nenable = \"yes\"\n", 2,
+                      "crisp.metrics.enable: expected a boolean, got a string");
+    expect_load_error("v32.conf", "[crisp.metrics]\nenable = 1\n", 2, "expected a boolean");
+    expect_load_error("v33.conf", "[crisp.metrics]\naddress = \"localhost\"\n", 2,
+                      "crisp.metrics.address: \"localhost\" is not an IP address");
+    expect_load_error("v34.conf", "[crisp.metrics]\nport = 65536\n", 2, "crisp.metrics.port: 65536 is out of range");
 }
 END_TEST
 
@@ -633,6 +651,10 @@ START_TEST(test_to_json)
     ck_assert_int_eq(YAJL_GET_INTEGER(yajl_tree_get(root, p_threads, yajl_t_number)), 32);
     const char *p_port[] = { "crisp", "stream", "port", NULL };
     ck_assert_int_eq(YAJL_GET_INTEGER(yajl_tree_get(root, p_port, yajl_t_number)), 10010);
+    const char *p_menable[] = { "crisp", "metrics", "enable", NULL };
+    ck_assert(YAJL_IS_TRUE(yajl_tree_get(root, p_menable, yajl_t_true)));
+    const char *p_mport[] = { "crisp", "metrics", "port", NULL };
+    ck_assert_int_eq(YAJL_GET_INTEGER(yajl_tree_get(root, p_mport, yajl_t_number)), 9191);
     const char *p_pause[] = { "crisp", "runtime", "pause_image", NULL };
     ck_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(root, p_pause, yajl_t_string)), "q\"uote \xC3\xA9");
     const char *p_kata[] = { "crisp", "runtime", "runtimes", "kata", "runtime_path", NULL };
@@ -701,7 +723,7 @@ START_TEST(test_contrib_conf)
     /* monitor/pause paths follow the build's libexec dir, the file shows the stock one */
     if (strcmp(CRISP_LIBEXECDIR, "/usr/local/libexec/crisp") == 0)
         ASSERT_SAME(all, ref);
-    ck_assert_int_eq(uncommented, 24); /* 21 daemon keys + 3 handler keys */
+    ck_assert_int_eq(uncommented, 28); /* 25 daemon keys + 3 handler keys */
 
     char *effective = write_toml_string(ref);
     for (char *l = strtok(effective, "\n"); l; l = strtok(NULL, "\n")) {
