@@ -149,10 +149,14 @@ $(B)/bench-pods: test/bench/bench_pods.c $(CLIENT_A) $(PROTO_O) $(LIB_A)
 $(B)/bench-containers: test/bench/bench_containers.c $(CLIENT_A) $(PROTO_O) $(LIB_A)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIENT_A) $(PROTO_O) $(LIB_A) $(LDLIBS)
 
-bench: all $(B)/mkimage $(B)/bench-pods $(B)/bench-containers
+$(B)/bench-stats: test/bench/bench_stats.c test/bench/bench.h $(CLIENT_A) $(PROTO_O) $(LIB_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIENT_A) $(PROTO_O) $(LIB_A) $(LDLIBS)
+
+bench: all $(B)/mkimage $(B)/bench-pods $(B)/bench-containers $(B)/bench-stats
 	bash test/bench/pull.sh
 	bash test/bench/pods.sh
 	B=$(B) bash test/bench/containers.sh
+	B=$(B) bash test/bench/stats.sh
 
 run: deps all
 	exec $(B)/crispd $(CRISPD_FLAGS)

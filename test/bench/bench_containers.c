@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
+#include "bench.h"
 #include "cmd/crispctl/client.h"
 
 #define POLL_DEADLINE_MS 30000.0
@@ -43,32 +44,14 @@ static const char *const STEP_NAMES[S_COUNT] = {
     "pod-up", "pod-down", "end-to-end",
 };
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void report(const char *what, double *v, int n)
 {
     if (n < 1) {
         printf("step %-18s n=0\n", what);
         return;
     }
-    qsort(v, (size_t)n, sizeof(double), cmp);
-    double sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += v[i];
-    int p95 = (int)(0.95 * (n - 1) + 0.5);
-    double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    printf("step %-18s n=%-3d median %8.2f ms  p95 %8.2f ms  mean %8.2f ms\n", what, n, median, v[p95], sum / n);
+    bench_figures f = bench_summary(v, n);
+    printf("step %-18s n=%-3d median %8.2f ms  p95 %8.2f ms  mean %8.2f ms\n", what, n, f.median, f.p95, f.mean);
 }
 
 /* A "Key:   N kB" line of a /proc file, or -1. */

@@ -11,29 +11,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "cmd/crispctl/client.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void report(const char *what, double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof(double), cmp);
-    double sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += v[i];
-    int p95 = (int)(0.95 * (n - 1) + 0.5);
-    printf("%-18s n=%d  median %8.2f ms  p95 %8.2f ms  mean %8.2f ms\n", what, n, v[n / 2], v[p95], sum / n);
+    bench_figures f = bench_summary(v, n);
+    printf("%-18s n=%d  median %8.2f ms  p95 %8.2f ms  mean %8.2f ms\n", what, n, f.median, f.p95, f.mean);
 }
 
 static long rss_kb(int pid)
