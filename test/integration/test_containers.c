@@ -179,6 +179,8 @@ typedef struct ctr_opts {
     int64_t memory_limit;
     bool host_pid;
     const char *const *mounts;   /* host path, container path, "ro"|"rw", ..., NULL */
+    const char *username;        /* run_as_username */
+    int64_t run_as_group;        /* > 0: run_as_group */
 } ctr_opts;
 
 static char *create(cc_conn *c, const char *pod, const ctr_opts *o, cr_err **errp)
@@ -213,6 +215,12 @@ static char *create(cc_conn *c, const char *pod, const ctr_opts *o, cr_err **err
         sc.run_as_user = &uid;
     }
     sc.readonly_rootfs = o->readonly;
+    sc.run_as_username = (char *)(o->username ? o->username : "");
+    Runtime__V1__Int64Value gid = RUNTIME__V1__INT64_VALUE__INIT;
+    if (o->run_as_group > 0) {
+        gid.value = o->run_as_group;
+        sc.run_as_group = &gid;
+    }
     Runtime__V1__Capability caps = RUNTIME__V1__CAPABILITY__INIT;
     for (size_t i = 0; o->drop_caps && o->drop_caps[i]; i++)
         caps.n_drop_capabilities = i + 1;
@@ -369,6 +377,24 @@ START_TEST(env_user_workdir_readonly_caps)
     ck_assert_int_eq(code, 0);
     ck_assert_msg(log && strstr(log, "F 1000\n") && strstr(log, "F /tmp\n") && strstr(log, "F bar\n"), "log: %s", log);
     free(log);
+    /* By name: uid, primary group and the image's supplemental groups from
+     * its /etc/passwd and /etc/group (app = 1000, also in extra = 2000). */
+    ctr_opts byname = { .name = "byname", .script = "id -u; id -G; echo home=$HOME", .run_as_user = -1,
+                        .username = "app" };
+    log = run_to_exit(c, pod, "who", &byname, &code);
+    ck_assert_msg(code == 0 && log && strstr(log, "F 1000\n") && strstr(log, "F 1000 2000\n") &&
+                  strstr(log, "F home=/home/app\n"), "exit %d, log: %s", code, log);
+    free(log);
+    ctr_opts group = { .name = "group", .script = "id -u; id -g", .run_as_user = 1000, .run_as_group = 65534 };
+    log = run_to_exit(c, pod, "who", &group, &code);
+    ck_assert_msg(code == 0 && log && strstr(log, "F 1000\n") && strstr(log, "F 65534\n"), "log: %s", log);
+    free(log);
+    ctr_opts nouser = { .name = "nouser", .script = "true", .run_as_user = -1, .username = "nosuchuser" };
+    cr_err *err = NULL;
+    ck_assert_ptr_null(create(c, pod, &nouser, &err));
+    ck_assert_msg(err->code == CR_INVALID_ARGUMENT || err->code == CR_NOT_FOUND, "%s", err->msg);
+    ck_assert_msg(strstr(err->msg, "nosuchuser"), "%s", err->msg);
+    cr_err_free(err);
     const char *all[] = { "ALL", NULL };
     ctr_opts ro = { .name = "ro", .script = "grep CapEff /proc/self/status; touch /x", .run_as_user = -1,
                     .readonly = true, .drop_caps = all };
