@@ -20,7 +20,7 @@ endif
 
 PKGS := grpc gpr libprotobuf-c yajl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := -lgrpc -lgpr -lprotobuf-c -lyajl -lcurl -larchive -lcrypto -lseccomp -lcap -lmicrohttpd
+PKG_LIBS := -lgrpc -lgpr -lprotobuf-c -lyajl -lcurl -larchive -lcrypto -lseccomp -lcap -lmicrohttpd -lz
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -40,6 +40,7 @@ server_SRC := $(wildcard server/*.c)
 image_SRC := $(wildcard image/*.c)
 network_SRC := $(wildcard network/*.c)
 oci_SRC := $(wildcard oci/*.c)
+stream_SRC := $(wildcard server/stream/*.c)
 client_SRC := $(filter-out cmd/crispctl/main.c,$(wildcard cmd/crispctl/*.c))
 crispd_SRC := $(wildcard cmd/crispd/*.c)
 crispctl_SRC := cmd/crispctl/main.c
@@ -51,7 +52,8 @@ SERVER_A := $(B)/libcrisp-server.a
 IMAGE_A := $(B)/libcrisp-image.a
 NETWORK_A := $(B)/libcrisp-network.a
 OCI_A := $(B)/libcrisp-oci.a
-COMPONENTS_A := $(IMAGE_A) $(NETWORK_A) $(OCI_A)
+STREAM_A := $(B)/libcrisp-stream.a
+COMPONENTS_A := $(IMAGE_A) $(NETWORK_A) $(OCI_A) $(STREAM_A)
 CLIENT_A := $(B)/libcrisp-client.a
 PROTO_O := $(B)/obj/gen/api.pb-c.o
 
@@ -79,7 +81,7 @@ $(PROTO_O): $(GEN_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
 
-$(B)/obj/%.o: %.c Makefile $(GEN_H) $(wildcard */*.h) $(wildcard cmd/*/*.h) $(wildcard test/*/*.h)
+$(B)/obj/%.o: %.c Makefile $(GEN_H) $(wildcard */*.h) $(wildcard cmd/*/*.h) $(wildcard test/*/*.h) $(wildcard server/stream/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -92,6 +94,8 @@ $(IMAGE_A): $(call obj,$(image_SRC))
 $(NETWORK_A): $(call obj,$(network_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(OCI_A): $(call obj,$(oci_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(STREAM_A): $(call obj,$(stream_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(CLIENT_A): $(call obj,$(client_SRC))
 	@rm -f $@; ar rcs $@ $^
@@ -112,7 +116,7 @@ $(B)/crisp-monitor: $(wildcard conmon/*.c) $(wildcard conmon/*.h) Makefile
 	$(CC) $(CFLAGS) $(if $(filter 1,$(SAN)),$(LDFLAGS),-static) -o $@ $(wildcard conmon/*.c)
 $(B)/test/unit/test_monitor: $(B)/crisp-monitor
 
-$(B)/crispctl: $(call obj,$(crispctl_SRC)) $(CLIENT_A) $(PROTO_O) $(LIB_A)
+$(B)/crispctl: $(call obj,$(crispctl_SRC)) $(CLIENT_A) $(STREAM_A) $(PROTO_O) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the components they test (plain C, no gRPC server).

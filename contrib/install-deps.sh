@@ -9,7 +9,7 @@ pkgs=(
   build-essential pkg-config git clang libclang-rt-dev
   # libraries (DESIGN.md, dependencies)
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libyajl-dev check
-  libseccomp-dev libcap-dev libcurl4-openssl-dev libgpgme-dev libarchive-dev libssl-dev libmicrohttpd-dev
+  libseccomp-dev libcap-dev libcurl4-openssl-dev libgpgme-dev libarchive-dev libssl-dev libmicrohttpd-dev zlib1g-dev
   # what crispd drives at run time
   runc crun containernetworking-plugins iproute2 iptables
   # test fixtures: a real registry, image tools, busybox for test images

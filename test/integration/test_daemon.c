@@ -578,6 +578,7 @@ int main(void)
     Suite *s = suite_create("daemon");
     TCase *tc = tcase_create("daemon");
     tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_unchecked_fixture(tc, NULL, th_collect_leftovers);
     tcase_set_timeout(tc, 90);
     TH_ADD(tc, version_answers);
     TH_ADD(tc, status_conditions_follow_cni_dir);

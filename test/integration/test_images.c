@@ -972,6 +972,7 @@ int main(void)
     Suite *s = suite_create("images");
     TCase *tc = tcase_create("images");
     tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_unchecked_fixture(tc, NULL, th_collect_leftovers);
     tcase_set_timeout(tc, 180);
     TH_ADD(tc, pull_list_status_by_every_name);
     TH_ADD(tc, missing_image_status_is_empty_not_error);
