@@ -608,25 +608,6 @@ static char **strv_copy(char *const *v, size_t n)
     return out;
 }
 
-/* A CRI SecurityProfile (or the deprecated string field it replaced) in
- * oci_spec_input's form: "runtime/default", "unconfined", "localhost/<ref>". */
-static char *security_profile(const Runtime__V1__SecurityProfile *p, const char *deprecated)
-{
-    if (p) {
-        switch (p->profile_type) {
-        case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined:
-            return strdup("unconfined");
-        case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost:
-            return srv_pathf("localhost/%s", p->localhost_ref ? p->localhost_ref : "");
-        default:
-            return strdup("runtime/default");
-        }
-    }
-    if (deprecated && *deprecated)
-        return strdup(!strcmp(deprecated, "docker/default") ? "runtime/default" : deprecated);
-    return strdup("runtime/default");
-}
-
 /* Build and write the container's config.json. */
 static int write_spec(srv_daemon *d, srv_container *c, srv_sandbox *sb, const char *rootfs,
                       const image_cfg *ic, const char *bundle, cr_err **err)
@@ -753,8 +734,8 @@ static int write_spec(srv_daemon *d, srv_container *c, srv_sandbox *sb, const ch
         pid_mode.mode = OCI_NS_HOST;
     else if (cns && cns->pid == RUNTIME__V1__NAMESPACE_MODE__POD)
         pid_mode = (oci_ns){ OCI_NS_PATH, pid_ns };
-    seccomp = security_profile(sc ? sc->seccomp : NULL, sc ? sc->seccomp_profile_path : NULL);
-    apparmor = security_profile(sc ? sc->apparmor : NULL, sc ? sc->apparmor_profile : NULL);
+    seccomp = srv_security_profile(sc ? sc->seccomp : NULL, sc ? sc->seccomp_profile_path : NULL);
+    apparmor = srv_security_profile(sc ? sc->apparmor : NULL, sc ? sc->apparmor_profile : NULL);
     /* Annotations: the config's, then the ones that say what this is. */
     for (size_t i = 0; i < cfg->n_annotations; i++) {
         oom |= strv_push(&annotations, &nann, cfg->annotations[i]->key) < 0;

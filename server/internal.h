@@ -172,6 +172,10 @@ const char *srv_map_get(size_t n, void *const *entries, const char *key);
 void *srv_copy_map(bool *oom, size_t n, void *const *entries, const ProtobufCMessageDescriptor *desc,
                    size_t *n_out);
 int srv_empty_response(const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp, cr_err **err);
+/* A CRI SecurityProfile (or, when it is unset, the deprecated string field
+ * it replaced) as oci_spec_input takes it: "runtime/default" (also when both
+ * are unset), "unconfined", "localhost/<ref>".  Heap string. */
+char *srv_security_profile(const Runtime__V1__SecurityProfile *p, const char *deprecated);
 /* Start time of a live process (field 22 of /proc/pid/stat); 0 if gone or a zombie. */
 uint64_t srv_proc_start_time(int pid);
 struct oci_runtime;

@@ -623,13 +623,7 @@ static int start_infra(srv_daemon *d, srv_sandbox *sb, const char *hostname, cr_
         if (!(sysctls[i] = srv_pathf("%s=%s", c->linux->sysctls[i]->key, c->linux->sysctls[i]->value)))
             return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
     /* Seccomp: RuntimeDefault unless the pod asks otherwise. */
-    _cleanup_free_ char *seccomp = NULL;
-    if (sc && sc->seccomp && sc->seccomp->profile_type == RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined)
-        seccomp = strdup("unconfined");
-    else if (sc && sc->seccomp && sc->seccomp->profile_type == RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost)
-        seccomp = srv_pathf("localhost/%s", sc->seccomp->localhost_ref);
-    else
-        seccomp = strdup("runtime/default");
+    _cleanup_free_ char *seccomp = srv_security_profile(sc ? sc->seccomp : NULL, sc ? sc->seccomp_profile_path : NULL);
     const char *annotations[] = { "io.kubernetes.cri.container-type", "sandbox",
                                   "io.kubernetes.cri.sandbox-id", sb->id, NULL };
     const char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };

@@ -81,26 +81,53 @@ static bool cpu_rate(const char *id, uint64_t usage_ns, int64_t mono_ns, uint64_
     return have;
 }
 
-/* Forget samples of objects that no longer exist (called on each list). */
+/* Forget samples of objects that no longer exist (called on each list):
+ * one look at each list under its lock, then the filtering. */
+static bool id_in(char (*ids)[65], size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ids[i], id))
+            return true;
+    return false;
+}
+
+/* The ids of every container and pod (taken one lock at a time); NULL when out of memory. */
+static char (*live_ids(srv_daemon *d, size_t *k))[65]
+{
+    pthread_mutex_lock(&d->ctr_mu);
+    size_t cap = d->n_containers + 64;
+    char (*live)[65] = malloc(cap * sizeof(*live));
+    *k = 0;
+    for (size_t i = 0; live && i < d->n_containers; i++)
+        memcpy(live[(*k)++], d->containers[i]->id, 65);
+    pthread_mutex_unlock(&d->ctr_mu);
+    pthread_mutex_lock(&d->sb_mu);
+    if (live && *k + d->n_sandboxes > cap) {
+        char (*more)[65] = realloc(live, (*k + d->n_sandboxes) * sizeof(*live));
+        if (!more)
+            free(live);
+        live = more;
+    }
+    for (size_t i = 0; live && i < d->n_sandboxes; i++)
+        memcpy(live[(*k)++], d->sandboxes[i]->id, 65);
+    pthread_mutex_unlock(&d->sb_mu);
+    return live;
+}
+
 static void prune_samples(srv_daemon *d)
 {
-    pthread_mutex_lock(&samples_mu);
     size_t k = 0;
-    for (size_t i = 0; i < n_samples; i++) {
-        bool live = false;
-        pthread_mutex_lock(&d->ctr_mu);
-        for (size_t j = 0; j < d->n_containers && !live; j++)
-            live = !strcmp(d->containers[j]->id, samples[i].id);
-        pthread_mutex_unlock(&d->ctr_mu);
-        pthread_mutex_lock(&d->sb_mu);
-        for (size_t j = 0; j < d->n_sandboxes && !live; j++)
-            live = !strcmp(d->sandboxes[j]->id, samples[i].id);
-        pthread_mutex_unlock(&d->sb_mu);
-        if (live)
-            samples[k++] = samples[i];
-    }
-    n_samples = k;
+    char (*live)[65] = live_ids(d, &k);
+    if (!live)
+        return; /* out of memory: keep them until the next list */
+    pthread_mutex_lock(&samples_mu);
+    size_t kept = 0;
+    for (size_t i = 0; i < n_samples; i++)
+        if (id_in(live, k, samples[i].id))
+            samples[kept++] = samples[i];
+    n_samples = kept;
     pthread_mutex_unlock(&samples_mu);
+    free(live);
 }
 
 /* ---- message builders ---- */
@@ -502,13 +529,12 @@ static Runtime__V1__NetworkUsage *network_usage(bool *oom, const srv_sandbox *sb
 /* The pod's own cgroup: the cgroup_parent the kubelet gives (containers sit
  * below it); without one, the infra container's cgroup plus the sums of its
  * containers' figures. */
-static int pod_cgroup_stats(srv_daemon *d, const srv_sandbox *sb, Runtime__V1__ContainerStats **ctrs,
-                            const oci_cg_stats *ctr_raw, size_t n_ctrs, oci_cg_stats *out)
+static void pod_cgroup_stats(const srv_sandbox *sb, const oci_cg_stats *ctr_raw, size_t n_ctrs, oci_cg_stats *out)
 {
     const char *parent = sb->config->linux ? sb->config->linux->cgroup_parent : NULL;
     cr_err *err = NULL;
     if (parent && *parent && oci_cg_read_stats_path(NULL, layout(), parent, out, &err) == 0)
-        return 0;
+        return;
     cr_err_free(err);
     err = NULL;
     if (!sb->cgroups_path || oci_cg_read_stats_path(NULL, layout(), sb->cgroups_path, out, &err) < 0) {
@@ -528,8 +554,6 @@ static int pod_cgroup_stats(srv_daemon *d, const srv_sandbox *sb, Runtime__V1__C
         out->has_pids |= c->has_pids;
     }
     out->has_mem_limit = false; /* no pod-wide limit known */
-    (void)ctrs;
-    return 0;
 }
 
 static Runtime__V1__PodSandboxStats *pod_stats(srv_daemon *d, srv_sandbox *sb, bool *oom)
@@ -565,7 +589,7 @@ static Runtime__V1__PodSandboxStats *pod_stats(srv_daemon *d, srv_sandbox *sb, b
     }
     srv_containers_release(d, v, n);
     oci_cg_stats st;
-    pod_cgroup_stats(d, sb, lx->containers, raw, raw ? lx->n_containers : 0, &st);
+    pod_cgroup_stats(sb, raw, raw ? lx->n_containers : 0, &st);
     free(raw);
     lx->cpu = cpu_usage(oom, sb->id, &st);
     lx->memory = memory_usage(oom, &st);

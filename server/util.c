@@ -127,3 +127,22 @@ char *srv_cgroups_path(srv_daemon *d, const char *parent, const char *id)
         return srv_pathf("/crisp/crisp-%s", id);
     return srv_pathf("%s%s/crisp-%s", parent[0] == '/' ? "" : "/", parent, id);
 }
+
+/* A CRI SecurityProfile (or the deprecated string field it replaced) in
+ * oci_spec_input's form: "runtime/default", "unconfined", "localhost/<ref>". */
+char *srv_security_profile(const Runtime__V1__SecurityProfile *p, const char *deprecated)
+{
+    if (p) {
+        switch (p->profile_type) {
+        case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined:
+            return strdup("unconfined");
+        case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost:
+            return srv_pathf("localhost/%s", p->localhost_ref ? p->localhost_ref : "");
+        default:
+            return strdup("runtime/default");
+        }
+    }
+    if (deprecated && *deprecated)
+        return strdup(!strcmp(deprecated, "docker/default") ? "runtime/default" : deprecated);
+    return strdup("runtime/default");
+}

@@ -37,17 +37,24 @@ const char *th_bin(const char *name)
     return path;
 }
 
-void th_prepare(th_daemon *d, const char *extra_toml)
+/* The daemon whose folder is dir: every path follows from it. */
+static void daemon_at(th_daemon *d, const char *dir)
 {
     memset(d, 0, sizeof(*d));
     d->pid = -1;
-    strcpy(d->dir, "/tmp/crisp-it-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d->dir));
-    snprintf(d->sock, sizeof(d->sock), "%s/run/crisp.sock", d->dir);
+    snprintf(d->dir, sizeof(d->dir), "%.100s", dir);
+    snprintf(d->sock, sizeof(d->sock), "%.100s/run/crisp.sock", dir);
     snprintf(d->endpoint, sizeof(d->endpoint), "unix://%s", d->sock);
-    snprintf(d->config, sizeof(d->config), "%s/crisp.conf", d->dir);
-    snprintf(d->config_dir, sizeof(d->config_dir), "%s/crisp.conf.d", d->dir);
-    snprintf(d->log, sizeof(d->log), "%s/crispd.log", d->dir);
+    snprintf(d->config, sizeof(d->config), "%.100s/crisp.conf", dir);
+    snprintf(d->config_dir, sizeof(d->config_dir), "%.100s/crisp.conf.d", dir);
+    snprintf(d->log, sizeof(d->log), "%.100s/crispd.log", dir);
+}
+
+void th_prepare(th_daemon *d, const char *extra_toml)
+{
+    char dir[] = "/tmp/crisp-it-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    daemon_at(d, dir);
     char cni[192];
     snprintf(cni, sizeof(cni), "%s/cni", d->dir);
     ck_assert_int_eq(mkdir(d->config_dir, 0755), 0);
@@ -121,13 +128,8 @@ static void collect_one(pid_t old_pid, const char *dir)
         for (long until = th_now_ms() + 10000; is_crispd(old_pid) && th_now_ms() < until;)
             nap_ms(10);
     }
-    th_daemon d = { .pid = -1 };
-    snprintf(d.dir, sizeof(d.dir), "%.100s", dir);
-    snprintf(d.sock, sizeof(d.sock), "%.100s/run/crisp.sock", dir);
-    snprintf(d.endpoint, sizeof(d.endpoint), "unix://%s", d.sock);
-    snprintf(d.config, sizeof(d.config), "%.100s/crisp.conf", dir);
-    snprintf(d.config_dir, sizeof(d.config_dir), "%.100s/crisp.conf.d", dir);
-    snprintf(d.log, sizeof(d.log), "%.100s/crispd.log", dir);
+    th_daemon d;
+    daemon_at(&d, dir);
     const char *argv[] = { th_bin("crispd"), "--config", d.config, "--config-dir", d.config_dir, NULL };
     d.pid = th_spawn_argv(&d, argv);
     if (d.pid > 0 && th_wait_ready(&d, 20000)) {
