@@ -1,6 +1,7 @@
-/* The control fifo: "resize <rows> <cols>\n" and "reopen\n". */
+/* The control fifo: "resize <rows> <cols>\n", "reopen\n" and "kill\n". */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,28 @@ void mon_apply_size(struct mon *m)
     ioctl(m->console_fd, TIOCSWINSZ, &ws);
 }
 
+/* SIGKILL the process we serve and its process group.  Safe by pid: it is
+ * our child (reparented when the runtime exited) and not reaped yet, so its
+ * pid, and the group it is in, cannot have been reused.  The group is the
+ * one it is in, not -pid: runc's processes (and crun's with a tty) lead
+ * their own, but crun's exec'd process without a tty is in the group of
+ * crun's exited intermediate process (which holds only it and its
+ * descendants).  Never our own group: a runtime that made none would leave
+ * the process in ours. */
+void mon_kill(struct mon *m)
+{
+    if (m->container_pid <= 0) {
+        m->kill_requested = true; /* exec mode, before it runs: never run it */
+        return;
+    }
+    if (m->container_done)
+        return;
+    pid_t pgid = getpgid(m->container_pid);
+    if (pgid > 0 && pgid != getpgrp())
+        kill(-pgid, SIGKILL);
+    kill(m->container_pid, SIGKILL);
+}
+
 static void command(struct mon *m, char *line)
 {
     char *save, *verb = strtok_r(line, " \t", &save);
@@ -56,6 +79,8 @@ static void command(struct mon *m, char *line)
         mon_apply_size(m);
     } else if (strcmp(verb, MON_CTL_REOPEN) == 0) {
         mon_log_reopen(m);
+    } else if (strcmp(verb, MON_CTL_KILL) == 0) {
+        mon_kill(m);
     }
 }
 

@@ -127,8 +127,8 @@ static long long read_oom_count(int fd)
 
 void mon_oom_start(struct mon *m)
 {
-    if (!m->o.cgroup_path || !*m->o.cgroup_path)
-        return;
+    if (m->o.exec || !m->o.cgroup_path || !*m->o.cgroup_path)
+        return; /* exec mode: the container's OOM is its own monitor's */
     char mnt[PATH_MAX], path[PATH_MAX + 512];
     if (memory_mount(mnt, sizeof(mnt), &m->oom_v2) < 0)
         return;

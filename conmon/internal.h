@@ -21,6 +21,10 @@ struct mon_opts {
     const char *id, *runtime, *runtime_root, *bundle, *log_path, *exit_dir, *state_dir;
     const char *cgroup_path, *name;
     bool terminal, stdin_, stdin_once;
+    bool exec;              /* exec mode: `runtime exec -d` of exec_argv */
+    char **exec_argv;       /* the command after "--" (into argv) */
+    size_t n_exec_argv;
+    int attach_timeout;     /* seconds to wait for the first client (exec) */
     size_t log_max_line;
     int sync_fd;
     const char **runtime_args;
@@ -69,6 +73,7 @@ struct mon {
 
     pid_t runtime_pid, container_pid;
     bool runtime_done, container_done;
+    bool kill_requested; /* "kill" before the process existed (exec mode) */
     int runtime_status, container_status;
     int64_t container_exited_at;
     struct mon_reaped stash[MON_REAPED_STASH];
@@ -92,8 +97,9 @@ void mon_reap(struct mon *m);
 void mon_set_error(struct mon *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t mon_json_escape(char *out, size_t outlen, const char *s);
 
-/* runtime.c: `runtime create`; 0, or -1 with m->errmsg set. */
-int mon_runtime_create(struct mon *m);
+/* runtime.c: `runtime create`, or `runtime exec -d` in exec mode; 0 once
+ * the process exists and container_pid is set, or -1 with m->errmsg set. */
+int mon_runtime_run(struct mon *m);
 
 /* log.c: the CRI log writer. */
 int mon_log_open(struct mon *m);
@@ -114,6 +120,7 @@ void mon_stdin_close(struct mon *m);
 int mon_ctl_open(struct mon *m);
 void mon_ctl_read(struct mon *m);
 void mon_apply_size(struct mon *m);
+void mon_kill(struct mon *m);
 
 /* exit.c */
 void mon_oom_start(struct mon *m);

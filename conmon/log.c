@@ -35,6 +35,8 @@ static int open_log(struct mon *m)
 
 int mon_log_open(struct mon *m)
 {
+    if (!m->o.log_path)
+        return 0; /* exec mode without --log-path: no CRI log */
     m->log_fd = open_log(m);
     return m->log_fd < 0 ? -1 : 0;
 }
@@ -43,6 +45,8 @@ int mon_log_open(struct mon *m)
  * failure keep writing the old one rather than lose output. */
 void mon_log_reopen(struct mon *m)
 {
+    if (!m->o.log_path)
+        return;
     int fd = open_log(m);
     if (fd < 0)
         return;
@@ -117,6 +121,8 @@ void mon_log_flush_partial(struct mon *m, struct mon_stream *s)
 void mon_log_feed(struct mon *m, struct mon_stream *s, const char *data, size_t n)
 {
     const size_t max = m->o.log_max_line;
+    if (!s->line)
+        return; /* no log: nothing to cut into lines */
     while (n > 0) {
         if (s->len == max) {
             /* Full: a newline right here ends an exactly-max line as F;

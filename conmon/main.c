@@ -1,8 +1,9 @@
-/* crisp-monitor: one per container.  Parses the command line, detaches from
- * its launcher, sets up the state dir, runs `runtime create`, then serves the
- * container's stdio, log, attach and control fifo from one poll() loop until
- * the container's init is reaped and its exit is recorded.  The protocol is in
- * monitor.h.
+/* crisp-monitor: one per container (or per exec session, --exec).  Parses
+ * the command line, detaches from its launcher, sets up the state dir, runs
+ * `runtime create` (exec mode: waits for the first attach client, then runs
+ * `runtime exec -d`), then serves the process's stdio, log, attach and
+ * control fifo from one poll() loop until the container's init (the exec'd
+ * process) is reaped and its exit is recorded.  The protocol is in monitor.h.
  *
  * Size: libc only, one thread, fixed buffers (no allocation per byte or per
  * line).  Measured VmRSS beside a running busybox container that has logged
@@ -155,7 +156,15 @@ static void usage(FILE *f)
     fputs("usage: " MON_BINARY " --id ID --runtime PATH --runtime-root DIR --bundle DIR --log-path FILE\n"
           "       --exit-dir DIR --state-dir DIR [--terminal] [--stdin] [--stdin-once]\n"
           "       [--log-max-line BYTES] [--cgroup-path PATH] [--sync-fd N]\n"
-          "       [--runtime-arg ARG]... [--name NAME]\n",
+          "       [--runtime-arg ARG]... [--name NAME]\n"
+          "   or: " MON_BINARY " --exec --id CONTAINER-ID --runtime PATH --runtime-root DIR\n"
+          "       --exit-dir DIR --state-dir DIR [--bundle DIR] [--log-path FILE]\n"
+          "       [--terminal] [--stdin] [--stdin-once] [--log-max-line BYTES] [--sync-fd N]\n"
+          "       [--runtime-arg ARG]... [--name NAME] [--attach-timeout SECONDS] -- ARG...\n"
+          "The first form runs `runtime create` of a container; --exec waits for the first\n"
+          "attach client, then runs ARG... in the running container (`runtime exec -d`);\n"
+          "there --bundle is ignored, no CRI log is written without --log-path, and\n"
+          "--attach-timeout defaults to 30 seconds.\n",
           f);
 }
 
@@ -180,7 +189,7 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
     enum {
         O_ID = 256, O_RUNTIME, O_RUNTIME_ROOT, O_BUNDLE, O_LOG_PATH, O_EXIT_DIR, O_STATE_DIR,
         O_TERMINAL, O_STDIN, O_STDIN_ONCE, O_LOG_MAX_LINE, O_CGROUP_PATH, O_SYNC_FD,
-        O_RUNTIME_ARG, O_NAME, O_HELP, O_VERSION,
+        O_RUNTIME_ARG, O_NAME, O_EXEC, O_ATTACH_TIMEOUT, O_HELP, O_VERSION,
     };
     static const struct option longopts[] = {
         {"id", required_argument, NULL, O_ID},
@@ -198,24 +207,36 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
         {"sync-fd", required_argument, NULL, O_SYNC_FD},
         {"runtime-arg", required_argument, NULL, O_RUNTIME_ARG},
         {"name", required_argument, NULL, O_NAME},
+        {"exec", no_argument, NULL, O_EXEC},
+        {"attach-timeout", required_argument, NULL, O_ATTACH_TIMEOUT},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
     o->log_max_line = MON_LOG_MAX_LINE_DEFAULT;
     o->sync_fd = -1;
+    o->attach_timeout = MON_ATTACH_TIMEOUT_DEFAULT;
     o->runtime_args = calloc((size_t)argc + 1, sizeof(char *));
     if (!o->runtime_args)
         return -1;
     int c;
     char *end;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    /* "+": stop at the first non-option, so a command's own flags after
+     * "--" are never ours; dashdash tells whether getopt stopped at "--". */
+    bool dashdash = false;
+    for (;;) {
+        int before = optind;
+        c = getopt_long(argc, argv, "+", longopts, NULL);
+        if (c == -1) {
+            dashdash = optind > before && strcmp(argv[optind - 1], "--") == 0;
+            break;
+        }
         switch (c) {
         case O_ID: o->id = optarg; break;
         case O_RUNTIME: o->runtime = strchr(optarg, '/') ? absolute(optarg) : optarg; break;
         case O_RUNTIME_ROOT: o->runtime_root = absolute(optarg); break;
         case O_BUNDLE: o->bundle = absolute(optarg); break;
-        case O_LOG_PATH: o->log_path = absolute(optarg); break;
+        case O_LOG_PATH: o->log_path = *optarg ? absolute(optarg) : optarg; break;
         case O_EXIT_DIR: o->exit_dir = absolute(optarg); break;
         case O_STATE_DIR: o->state_dir = absolute(optarg); break;
         case O_TERMINAL: o->terminal = true; break;
@@ -223,6 +244,17 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
         case O_STDIN_ONCE: o->stdin_once = true; break;
         case O_CGROUP_PATH: o->cgroup_path = optarg; break;
         case O_NAME: o->name = optarg; break;
+        case O_EXEC: o->exec = true; break;
+        case O_ATTACH_TIMEOUT: {
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > 86400) {
+                fprintf(stderr, MON_BINARY ": --attach-timeout %s: want 1..86400 seconds\n", optarg);
+                return -1;
+            }
+            o->attach_timeout = (int)v;
+            break;
+        }
         case O_RUNTIME_ARG: o->runtime_args[o->n_runtime_args++] = optarg; break;
         case O_LOG_MAX_LINE: {
             errno = 0;
@@ -249,21 +281,37 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
         default: usage(stderr); return -1;
         }
     }
+    if (o->exec && dashdash) {
+        o->exec_argv = argv + optind;
+        o->n_exec_argv = (size_t)(argc - optind);
+        optind = argc;
+    }
     if (optind < argc) {
-        fprintf(stderr, MON_BINARY ": unexpected argument %s\n", argv[optind]);
+        fprintf(stderr, MON_BINARY ": unexpected argument %s%s\n", argv[optind],
+                o->exec ? " (the command follows --)" : "");
         return -1;
     }
-    const struct { const char *v, *name; } req[] = {
-        {o->id, "--id"}, {o->runtime, "--runtime"}, {o->runtime_root, "--runtime-root"},
-        {o->bundle, "--bundle"}, {o->log_path, "--log-path"}, {o->exit_dir, "--exit-dir"},
-        {o->state_dir, "--state-dir"},
+    if (o->exec && o->n_exec_argv == 0) {
+        fprintf(stderr, MON_BINARY ": --exec needs a command after --\n");
+        usage(stderr);
+        return -1;
+    }
+    /* Exec mode: the runtime finds the bundle itself; the log is optional. */
+    const struct { const char *v, *name; bool exec_too; } req[] = {
+        {o->id, "--id", true}, {o->runtime, "--runtime", true}, {o->runtime_root, "--runtime-root", true},
+        {o->bundle, "--bundle", false}, {o->log_path, "--log-path", false}, {o->exit_dir, "--exit-dir", true},
+        {o->state_dir, "--state-dir", true},
     };
     for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+        if (o->exec && !req[i].exec_too)
+            continue;
         if (!req[i].v || !*req[i].v) {
             fprintf(stderr, MON_BINARY ": %s is required\n", req[i].name);
             return -1;
         }
     }
+    if (o->log_path && !*o->log_path)
+        o->log_path = NULL;
     if (strchr(o->id, '/') || strcmp(o->id, ".") == 0 || strcmp(o->id, "..") == 0) {
         fprintf(stderr, MON_BINARY ": --id %s: not a valid container id\n", o->id);
         return -1;
@@ -345,7 +393,7 @@ static int setup(struct mon *m, char *why, size_t whylen)
         snprintf(why, whylen, "%s", m->errmsg);
         return -1;
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; o->log_path && i < 2; i++) {
         struct mon_stream *s = i ? &m->err : &m->out;
         s->line = malloc(o->log_max_line);
         if (!s->line) {
@@ -499,6 +547,73 @@ static void loop(struct mon *m)
     }
 }
 
+static void cleanup(struct mon *m)
+{
+    for (int i = 0; i < 2; i++) {
+        struct mon_stream *s = i ? &m->err : &m->out;
+        if (s->owned && s->fd >= 0)
+            close(s->fd);
+        free(s->line);
+    }
+    free(m->o.runtime_args);
+}
+
+/* What the monitor leaves in the state dir when it ends: nothing of its own
+ * in exec mode (crispd removes the session's folder), the runtime's files
+ * beside a container. */
+static void remove_state_files(struct mon *m)
+{
+    if (m->state_dirfd < 0)
+        return;
+    unlinkat(m->state_dirfd, MON_ATTACH_SOCKET, 0);
+    unlinkat(m->state_dirfd, MON_CTL_FIFO, 0);
+    unlinkat(m->state_dirfd, MON_PID_FILE, 0);
+    if (m->o.exec) {
+        unlinkat(m->state_dirfd, MON_CONSOLE_SOCKET, 0);
+        unlinkat(m->state_dirfd, MON_CONTAINER_PID_FILE, 0);
+        unlinkat(m->state_dirfd, MON_RUNTIME_LOG, 0);
+    }
+}
+
+/* Exec mode: run nothing before the first attach client is there, so that
+ * it sees all the output.  Control commands are applied meanwhile: a resize
+ * is kept for the pty, a kill means the command never runs. */
+static int wait_first_client(struct mon *m)
+{
+    int64_t deadline = mon_now_ns(CLOCK_MONOTONIC) + (int64_t)m->o.attach_timeout * 1000000000LL;
+    while (!m->had_client) {
+        int64_t left = deadline - mon_now_ns(CLOCK_MONOTONIC);
+        if (left <= 0) {
+            mon_set_error(m, "exec in %s: no attach client within %ds", m->o.id, m->o.attach_timeout);
+            return -1;
+        }
+        struct pollfd pfd[2] = {{m->ctl_fd, POLLIN, 0}, {m->attach_fd, POLLIN, 0}};
+        if (poll(pfd, 2, (int)((left + 999999) / 1000000)) < 0 && errno != EINTR && errno != ENOMEM) {
+            mon_set_error(m, "exec in %s: poll: %s", m->o.id, strerror(errno));
+            return -1;
+        }
+        if (pfd[1].revents)
+            mon_attach_accept(m);
+        /* Every command written so far (the fifo does not block), those
+         * written just before the client connected included. */
+        mon_ctl_read(m);
+        if (m->kill_requested) {
+            mon_set_error(m, "exec in %s: killed before it started", m->o.id);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The monitor ends without a process: report, remove our files. */
+static int fail(struct mon *m)
+{
+    write_sync(m, false);
+    remove_state_files(m);
+    cleanup(m);
+    return 1;
+}
+
 /* The container's init is gone: the rest of its output is already in the
  * pipes (or the pty's buffer); read it all, then record the exit. */
 static void finish(struct mon *m)
@@ -513,20 +628,7 @@ static void finish(struct mon *m)
     int code = exit_code_of(m->container_status, &sig);
     mon_exit_write(m);
     mon_attach_exit(m, code);
-    unlinkat(m->state_dirfd, MON_ATTACH_SOCKET, 0);
-    unlinkat(m->state_dirfd, MON_CTL_FIFO, 0);
-    unlinkat(m->state_dirfd, MON_PID_FILE, 0);
-}
-
-static void cleanup(struct mon *m)
-{
-    for (int i = 0; i < 2; i++) {
-        struct mon_stream *s = i ? &m->err : &m->out;
-        if (s->owned && s->fd >= 0)
-            close(s->fd);
-        free(s->line);
-    }
-    free(m->o.runtime_args);
+    remove_state_files(m);
 }
 
 int main(int argc, char **argv)
@@ -593,24 +695,15 @@ int main(int argc, char **argv)
     if (setup(m, why, sizeof(why)) < 0) {
         mon_write_all(ready[1], why, strlen(why));
         mon_set_error(m, "monitor setup: %s", why);
-        write_sync(m, false);
-        unlinkat(m->state_dirfd, MON_ATTACH_SOCKET, 0);
-        unlinkat(m->state_dirfd, MON_CTL_FIFO, 0);
-        unlinkat(m->state_dirfd, MON_PID_FILE, 0);
-        cleanup(m);
-        return 1;
+        return fail(m);
     }
     mon_write_all(ready[1], "OK", 2);
     close(ready[1]);
 
-    if (mon_runtime_create(m) < 0) {
-        write_sync(m, false);
-        unlinkat(m->state_dirfd, MON_ATTACH_SOCKET, 0);
-        unlinkat(m->state_dirfd, MON_CTL_FIFO, 0);
-        unlinkat(m->state_dirfd, MON_PID_FILE, 0);
-        cleanup(m);
-        return 1;
-    }
+    if (m->o.exec && wait_first_client(m) < 0)
+        return fail(m);
+    if (mon_runtime_run(m) < 0)
+        return fail(m);
     mon_oom_start(m);
     mon_apply_size(m);
     write_sync(m, true);

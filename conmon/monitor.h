@@ -2,7 +2,9 @@
  *
  * Launch (crispd forks and execs; the monitor forks again, its first process
  * exits 0 once the second is set up, so crispd reaps it at once and the
- * monitor is never crispd's child):
+ * monitor is never crispd's child).  Two modes:
+ *
+ * Container mode: one monitor per container, runs `runtime create`.
  *
  *   crisp-monitor --id ID --runtime PATH --runtime-root DIR --bundle DIR
  *                 --log-path FILE --exit-dir DIR --state-dir DIR
@@ -10,30 +12,75 @@
  *                 [--cgroup-path PATH] [--sync-fd N] [--runtime-arg ARG]...
  *                 [--name NAME]
  *
+ * Exec mode: one monitor per exec session (kubectl exec), runs
+ * `runtime exec -d` in the running container ID.
+ *
+ *   crisp-monitor --exec --id CONTAINER-ID --runtime PATH --runtime-root DIR
+ *                 --exit-dir DIR --state-dir DIR [--bundle DIR] [--log-path FILE]
+ *                 [--terminal] [--stdin] [--stdin-once] [--log-max-line BYTES]
+ *                 [--sync-fd N] [--runtime-arg ARG]... [--name NAME]
+ *                 [--attach-timeout SECONDS] -- ARG...
+ *
+ *   The command is everything after "--" (at least one ARG).  --bundle is
+ *   optional and ignored (the runtime finds the bundle in its own state);
+ *   without --log-path no CRI log is written; --cgroup-path is ignored (no
+ *   OOM watch).  --state-dir must be the session's own folder, never the
+ *   container's.  --attach-timeout defaults to 30 (1..86400).
+ *   The monitor does not run anything until the FIRST attach client has
+ *   connected (so no output is lost); control commands sent before that are
+ *   applied (a resize reaches the pty as soon as the pty exists).  Then it
+ *   runs, with the container's runtime flags as for create:
+ *     RUNTIME --root R --log <state>/runtime.log --log-format json [runtime args]
+ *             exec -d --pid-file <state>/container.pid
+ *             [--tty --console-socket <state>/console.sock] ID ARG...
+ *   (crun: --log=FILE --log-format=json, as for create) and serves the
+ *   exec'd process exactly as container mode serves a
+ *   container's init (pipes or pty, attach, ctl, exit file, EXIT packet).
+ *   The exec'd process is reparented to the monitor (a subreaper) when the
+ *   runtime exits, so the monitor reaps it and records its exit.
+ *
  * The launcher's exit status is 0 when the monitor is set up (state dir, attach
- * socket, control fifo, log file), 1 with a message on stderr otherwise.
- * Then the monitor runs `runtime create` and writes ONE line to --sync-fd:
- *   {"pid": 1234}\n                 created: crispd runs `runtime start` itself
- *   {"error": "message"}\n          failed: no exit file will ever be written
+ * socket, control fifo, log file), 1 with a message on stderr otherwise.  It
+ * never waits for the runtime: in exec mode it exits 0 before the command
+ * runs, so a failed exec (a missing executable, no attach client) is a sync
+ * error, never a launcher status.
+ * Everything after that is reported on --sync-fd only: the monitor writes ONE
+ * line there (in exec mode, only once the first attach client is connected):
+ *   {"pid": 1234}\n                 container mode: created (crispd runs
+ *                                   `runtime start` itself); exec mode: the
+ *                                   exec'd process runs, this is its pid
+ *   {"error": "message"}\n          failed: no exit file will ever be written;
+ *                                   the runtime's own message when it failed,
+ *                                   in exec mode also
+ *                                   "exec in ID: no attach client within Ns"
+ *                                   "exec in ID: killed before it started"
  *
  * Files in --state-dir (0700, made by the monitor):
  *   monitor.pid      the monitor's pid, decimal and a newline
  *   attach           SOCK_SEQPACKET listening socket (protocol below)
  *   ctl              FIFO of text commands (below)
- *   container.pid    written by the runtime (--pid-file)
+ *   container.pid    written by the runtime (--pid-file): the container's init,
+ *                    or the exec'd process
  *   runtime.log      the runtime's own log (--log, JSON lines)
+ *   console.sock     while the runtime runs, with --terminal
  * At exit the monitor removes monitor.pid, attach and ctl; crispd removes the
- * folder with the container.
+ * folder with the container.  In exec mode the monitor removes all of its
+ * files (container.pid and runtime.log too), so the folder is left empty for
+ * crispd to remove.
  *
- * Exit file <exit-dir>/<id>, written atomically once the container's init is
- * reaped and its output is in the log, as one JSON object and a newline:
+ * Exit file <exit-dir>/<id>, written atomically once the container's init (in
+ * exec mode: the exec'd process) is reaped and its output is in the log, as
+ * one JSON object and a newline:
  *   {"exitCode": 137, "exitedAt": 1700000000123456789, "oomKilled": true, "signal": 9}
  * exitCode is 128+signal for a death by signal; exitedAt is unix nanoseconds.
+ * oomKilled is always false in exec mode.
  *
  * Attach: every SOCK_SEQPACKET packet starts with one type byte.
  *   monitor -> client: MON_ATTACH_STDOUT / MON_ATTACH_STDERR + data (a tty is
  *                      all stdout), MON_ATTACH_EXIT + exit code in decimal,
- *                      then the monitor closes the connection.
+ *                      then the monitor closes the connection.  A client
+ *                      sees EOF without an EXIT packet when the monitor ends
+ *                      without a process (exec mode: the runtime failed).
  *   client -> monitor: MON_ATTACH_STDIN + data (ignored without --stdin),
  *                      MON_ATTACH_CLOSE_STDIN (no payload).
  * Payloads are at most MON_ATTACH_MAX_PAYLOAD bytes: receive into a buffer of
@@ -42,8 +89,19 @@
  * --stdin-once the container's stdin is closed when the first client that
  * connected leaves (a tty gets its EOF character instead).
  *
- * Control fifo: lines "resize <rows> <cols>\n" and "reopen\n" (reopen
- * --log-path after the kubelet rotated it).  Unknown lines are ignored.
+ * Control fifo, both modes: lines
+ *   "resize <rows> <cols>\n"   set the pty's size (with --terminal)
+ *   "reopen\n"                 reopen --log-path after the kubelet rotated it
+ *   "kill\n"                   SIGKILL the process group of the container's
+ *                              init / the exec'd process (the group it is in:
+ *                              kill(-getpgid(pid)), which is kill(-pid) when
+ *                              it leads one; never the monitor's own group),
+ *                              and the process itself, unless already reaped;
+ *                              the monitor then ends as usual (exit file with
+ *                              137, EXIT packet).
+ *                              In exec mode before the first attach client:
+ *                              nothing is run, sync error, the monitor exits 1.
+ * Unknown lines are ignored.
  */
 #ifndef CRISP_CONMON_MONITOR_H
 #define CRISP_CONMON_MONITOR_H
@@ -69,6 +127,7 @@
 #define MON_CONSOLE_SOCKET "console.sock"
 
 #define MON_LOG_MAX_LINE_DEFAULT 16384
+#define MON_ATTACH_TIMEOUT_DEFAULT 30 /* seconds, exec mode */
 
 /* Attach packet types (first byte of every packet). */
 enum mon_attach_type {
@@ -84,6 +143,7 @@ enum mon_attach_type {
 /* Control fifo commands. */
 #define MON_CTL_RESIZE "resize"
 #define MON_CTL_REOPEN "reopen"
+#define MON_CTL_KILL "kill"
 #define MON_CTL_MAX_LINE 128
 
 /* Format a resize command; returns its length (< len) or -1. */

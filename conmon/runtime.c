@@ -1,5 +1,8 @@
-/* `runtime create`: the container's stdio (pipes, or a pty received on a
- * console socket), the runtime's own log, and the error it reports. */
+/* `runtime create`, or `runtime exec -d` in exec mode: the process's stdio
+ * (pipes, or a pty received on a console socket), the runtime's own log, and
+ * the error it reports.  Both commands leave the process behind when the
+ * runtime exits (create: waiting for start; exec -d: running), reparented to
+ * us as subreaper, with its pid in the pid file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -71,10 +74,14 @@ static void console_receive(struct mon *m, int lfd)
             c->cmsg_len == CMSG_LEN(sizeof(int))) {
             int fd;
             memcpy(&fd, CMSG_DATA(c), sizeof(int));
-            if (m->console_fd >= 0)
+            if (m->console_fd >= 0) {
                 close(fd);
-            else
+            } else {
                 m->console_fd = fd;
+                /* At once: an exec'd process already runs and may read its
+                 * size any moment (a resize sent before is pending). */
+                mon_apply_size(m);
+            }
         }
     }
 }
@@ -141,7 +148,7 @@ static bool json_line_get(const char *line, const char *end, const char *key, ch
 
 /* The runtime's message: the last error in its JSON log (runc and crun both
  * write {"level": ..., "msg": ...} lines), else what it printed on stderr. */
-static void runtime_error(struct mon *m, int errfd, int status)
+static void runtime_error(struct mon *m, const char *verb, int errfd, int status)
 {
     char *buf = malloc(RUNTIME_LOG_TAIL + 1);
     char msg[sizeof(m->errmsg)];
@@ -181,9 +188,9 @@ static void runtime_error(struct mon *m, int errfd, int status)
     if (msg[0])
         mon_set_error(m, "%s", msg);
     else if (WIFEXITED(status))
-        mon_set_error(m, "%s create %s: exit status %d", m->o.runtime, m->o.id, WEXITSTATUS(status));
+        mon_set_error(m, "%s %s %s: exit status %d", m->o.runtime, verb, m->o.id, WEXITSTATUS(status));
     else
-        mon_set_error(m, "%s create %s: killed by signal %d", m->o.runtime, m->o.id, WTERMSIG(status));
+        mon_set_error(m, "%s %s %s: killed by signal %d", m->o.runtime, verb, m->o.id, WTERMSIG(status));
 }
 
 static pid_t read_pid_file(struct mon *m)
@@ -209,9 +216,10 @@ static bool basename_is(const char *path, const char *name)
     return strncmp(b, name, strlen(name)) == 0;
 }
 
-int mon_runtime_create(struct mon *m)
+int mon_runtime_run(struct mon *m)
 {
     const struct mon_opts *o = &m->o;
+    const char *verb = o->exec ? "exec" : "create";
     char state_path[4096], log_arg[4200], pid_path[4200], console_path[128];
     int lfd = -1, in_r = -1, out_w = -1, err_w = -1, err_r = -1;
     int rc = -1;
@@ -222,8 +230,10 @@ int mon_runtime_create(struct mon *m)
     unlinkat(m->state_dirfd, MON_RUNTIME_LOG, 0);
 
     /* argv: runtime --root DIR --log ... [runtime args] create --bundle B
-     *       --pid-file P [--console-socket S] ID */
-    const char **argv = calloc(o->n_runtime_args + 20, sizeof(char *));
+     *       --pid-file P [--console-socket S] ID
+     * or:   runtime --root DIR --log ... [runtime args] exec -d
+     *       --pid-file P [--tty --console-socket S] ID ARG... */
+    const char **argv = calloc(o->n_runtime_args + o->n_exec_argv + 20, sizeof(char *));
     if (!argv) {
         mon_set_error(m, "out of memory");
         return -1;
@@ -247,22 +257,30 @@ int mon_runtime_create(struct mon *m)
     }
     for (size_t i = 0; i < o->n_runtime_args; i++)
         argv[a++] = o->runtime_args[i];
-    argv[a++] = "create";
-    argv[a++] = "--bundle";
-    argv[a++] = o->bundle;
+    argv[a++] = verb;
+    if (o->exec) {
+        argv[a++] = "-d";
+    } else {
+        argv[a++] = "--bundle";
+        argv[a++] = o->bundle;
+    }
     argv[a++] = "--pid-file";
     argv[a++] = pid_path;
     if (o->terminal) {
         lfd = console_listen(m, console_path, sizeof(console_path));
         if (lfd < 0)
             goto out;
+        if (o->exec)
+            argv[a++] = "--tty"; /* create takes it from config.json */
         argv[a++] = "--console-socket";
         argv[a++] = console_path;
     }
     argv[a++] = o->id;
+    for (size_t i = 0; i < o->n_exec_argv; i++)
+        argv[a++] = o->exec_argv[i];
     argv[a] = NULL;
 
-    /* The runtime's stdio becomes the container's (without a tty). */
+    /* The runtime's stdio becomes the process's (without a tty). */
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         goto pipe_err;
@@ -308,7 +326,9 @@ int mon_runtime_create(struct mon *m)
     close(err_w);
     in_r = out_w = err_w = -1;
 
-    /* Wait for create, taking the console when the runtime sends it. */
+    /* Wait for the runtime, taking the console when it sends it.  Whatever
+     * exits meanwhile is stashed by mon_reap: an exec'd process that ends
+     * before the runtime does is reparented to us as a zombie by then. */
     while (!m->runtime_done) {
         struct pollfd pfd[2] = {{m->sigfd, POLLIN, 0}, {lfd, POLLIN, 0}};
         if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
@@ -329,12 +349,12 @@ int mon_runtime_create(struct mon *m)
 
     if (!WIFEXITED(m->runtime_status) || WEXITSTATUS(m->runtime_status) != 0) {
         fcntl(err_r, F_SETFL, O_NONBLOCK);
-        runtime_error(m, err_r, m->runtime_status);
+        runtime_error(m, verb, err_r, m->runtime_status);
         goto out;
     }
     m->container_pid = read_pid_file(m);
     if (m->container_pid <= 0) {
-        mon_set_error(m, "%s create %s: no pid in %s", o->runtime, o->id, pid_path);
+        mon_set_error(m, "%s %s %s: no pid in %s", o->runtime, verb, o->id, pid_path);
         goto out;
     }
     for (unsigned i = 0; i < MON_REAPED_STASH; i++) {
@@ -346,7 +366,7 @@ int mon_runtime_create(struct mon *m)
     }
     if (o->terminal) {
         if (m->console_fd < 0) {
-            mon_set_error(m, "%s create %s: the runtime sent no console", o->runtime, o->id);
+            mon_set_error(m, "%s %s %s: the runtime sent no console", o->runtime, verb, o->id);
             goto out;
         }
         fcntl(m->console_fd, F_SETFL, O_NONBLOCK);

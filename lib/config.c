@@ -77,6 +77,10 @@ static const struct field stream_fields[] = {
     STR("address", stream_address, C_IP,
         "IP address of the exec/attach/port-forward streaming server."),
     INT("port", stream_port, 0, 65535, "TCP port of the streaming server; 0 takes a free port at start."),
+    INT("token_ttl", stream_token_ttl, 1, 86400,
+        "Seconds the URL an Exec, Attach or PortForward call returns stays usable (each is single-use)."),
+    INT("idle_timeout", stream_idle_timeout, 1, 604800,
+        "Seconds a streaming session may pass with no data either way before it is closed."),
 };
 
 static const struct field metrics_fields[] = {
@@ -358,6 +362,8 @@ cr_config *cr_config_new_default(void)
     c->threads = 8;
     c->shutdown_timeout = 10;
     c->stream_port = 0;
+    c->stream_token_ttl = 60;
+    c->stream_idle_timeout = 14400;
     c->metrics_enable = false;
     c->metrics_port = 9090;
     c->max_parallel_downloads = 3;

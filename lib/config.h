@@ -32,6 +32,8 @@ typedef struct cr_config {
     /* [crisp.stream]: exec/attach/port-forward server */
     char *stream_address;  /* "127.0.0.1" */
     int64_t stream_port;   /* 0 = chosen at start */
+    int64_t stream_token_ttl;    /* seconds a URL from Exec/Attach/PortForward stays valid, 60 */
+    int64_t stream_idle_timeout; /* seconds a session may pass without traffic, 14400 */
 
     /* [crisp.metrics]: crispd's own Prometheus endpoint (GET /metrics) */
     bool metrics_enable;   /* default false: nothing listens */

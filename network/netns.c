@@ -6,13 +6,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -150,4 +155,121 @@ int net_ns_remove(const char *path, cr_err **err)
     if (unlink(path) < 0 && errno != ENOENT)
         return cr_err_errno(err, CR_INTERNAL, errno, "netns %s: remove", path);
     return 0;
+}
+
+/* ---- connecting inside a namespace ---- */
+
+typedef struct dialer {
+    int nsfd;
+    int port, timeout_ms;
+    int fd;              /* result */
+    int err;             /* errno of the failure */
+    const char *what;    /* the step that failed */
+} dialer;
+
+static int connect_one(int family, int port, int timeout_ms, int *e)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        *e = errno;
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*a);
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        a->sin6_addr = in6addr_loopback;
+        len = sizeof(*a);
+    }
+    int r = connect(fd, (struct sockaddr *)&ss, len);
+    if (r < 0 && errno == EINPROGRESS) {
+        struct pollfd p = { fd, POLLOUT, 0 };
+        int n;
+        do
+            n = poll(&p, 1, timeout_ms);
+        while (n < 0 && errno == EINTR);
+        int so = ETIMEDOUT;
+        socklen_t sl = sizeof(so);
+        if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) < 0)
+            so = errno;
+        r = so ? -1 : 0;
+        errno = so;
+    }
+    if (r < 0) {
+        *e = errno;
+        close(fd);
+        return -1;
+    }
+    /* Blocking from here on, as a plain connected socket. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+static void *dialer_main(void *arg)
+{
+    dialer *d = arg;
+    if (d->nsfd >= 0 && setns(d->nsfd, CLONE_NEWNET) < 0) {
+        d->err = errno;
+        d->what = "join";
+        return NULL;
+    }
+    int e4 = 0, e6 = 0;
+    d->fd = connect_one(AF_INET, d->port, d->timeout_ms, &e4);
+    if (d->fd < 0 && e4 == ECONNREFUSED)
+        d->fd = connect_one(AF_INET6, d->port, d->timeout_ms, &e6);
+    if (d->fd < 0) {
+        /* IPv6 missing altogether says less than IPv4's refusal. */
+        d->err = e6 && e6 != EAFNOSUPPORT && e6 != EADDRNOTAVAIL ? e6 : e4;
+        d->what = "connect";
+    }
+    return NULL;
+}
+
+int net_ns_dial(const char *netns_path, int port, int timeout_ms, cr_err **err)
+{
+    if (port <= 0 || port > 65535)
+        return cr_err_set(err, CR_INVALID_ARGUMENT, "port %d: want 1 to 65535", port);
+    bool own = !netns_path || !*netns_path;
+    const char *label = own ? "the host network namespace" : netns_path;
+    _cleanup_close_ int nsfd = -1;
+    if (!own) {
+        nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
+        if (nsfd < 0) {
+            if (errno == ENOENT)
+                return cr_err_set(err, CR_NOT_FOUND, "%s: no such network namespace", label);
+            return cr_err_errno(err, CR_INTERNAL, errno, "open %s", label);
+        }
+    }
+    dialer d = { .nsfd = nsfd, .port = port, .timeout_ms = timeout_ms > 0 ? timeout_ms : 10000, .fd = -1 };
+    pthread_attr_t attr;
+    sigset_t all;
+    sigfillset(&all);
+    int e = pthread_attr_init(&attr);
+    if (e)
+        return cr_err_errno(err, CR_INTERNAL, e, "dial port %d in %s: thread attributes", port, label);
+    /* A small stack, and no signal may land on a thread in another namespace. */
+    pthread_attr_setstacksize(&attr, 128 * 1024);
+    e = pthread_attr_setsigmask_np(&attr, &all);
+    pthread_t t;
+    if (!e)
+        e = pthread_create(&t, &attr, dialer_main, &d);
+    pthread_attr_destroy(&attr);
+    if (e)
+        return cr_err_errno(err, CR_INTERNAL, e, "dial port %d in %s: start a thread", port, label);
+    pthread_join(t, NULL);
+    if (d.fd >= 0)
+        return d.fd;
+    if (!strcmp(d.what, "join"))
+        return d.err == EINVAL ? cr_err_set(err, CR_INVALID_ARGUMENT, "%s is not a network namespace", label)
+                               : cr_err_errno(err, CR_INTERNAL, d.err, "join %s", label);
+    return cr_err_errno(err, CR_UNAVAILABLE, d.err, "connect to localhost:%d in %s", port, label);
 }

@@ -20,6 +20,14 @@ int net_ns_create(const char *dir, const char *name, char **path, cr_err **err);
 int net_ns_remove(const char *path, cr_err **err);
 /* Whether path is a pinned network namespace (a nsfs mount). */
 bool net_ns_exists(const char *path);
+/* A TCP connection to localhost:port inside the namespace at netns_path
+ * (NULL or "": our own), as the kubelet's port-forward makes: 127.0.0.1
+ * first, then ::1 when IPv4 is refused.  The socket is made by a short-lived
+ * thread that joined the namespace, so no daemon thread ever moves.  Returns
+ * the connected fd (close-on-exec), or -1: CR_NOT_FOUND for a namespace that
+ * is gone, CR_UNAVAILABLE naming the port and why when nothing answers or
+ * the connection does not complete within timeout_ms (0: 10 s). */
+int net_ns_dial(const char *netns_path, int port, int timeout_ms, cr_err **err);
 
 /* ---- CNI (cni.c) ---- */
 

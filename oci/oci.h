@@ -180,6 +180,33 @@ int oci_exec_sync(const oci_runtime *rt, const char *id, const char *const *args
                   int timeout_s, size_t cap, oci_exec_result *res, cr_err **err);
 void oci_exec_result_clear(oci_exec_result *r);
 
+/* An interactive exec without a terminal (the CRI streaming Exec): the
+ * runtime runs `exec --pid-file P id args...` in the foreground as our child,
+ * with the process's stdio on pipes, and exits with the process's status.
+ * (A terminal needs a subreaper that holds the pty: crisp-monitor --exec.) */
+typedef struct oci_exec_proc oci_exec_proc;
+
+/* Start args in the running container id.  Pipes for the streams wanted
+ * (the others on /dev/null); *stdin_fd (write end), *stdout_fd and
+ * *stderr_fd (read ends) are the caller's to close, -1 when not wanted.
+ * Errors: bad id or no command: CR_INVALID_ARGUMENT; the runtime missing:
+ * CR_FAILED_PRECONDITION; fork/pipe failures: CR_INTERNAL.  A command
+ * that cannot run in the container is only seen by oci_exec_wait. */
+int oci_exec_start(const oci_runtime *rt, const char *id, const char *const *args, bool want_stdin,
+                   bool want_stdout, bool want_stderr, oci_exec_proc **out, int *stdin_fd, int *stdout_fd,
+                   int *stderr_fd, cr_err **err);
+/* A pidfd of the runtime, readable once it exited (-1 without pidfd
+ * support); owned by p. */
+int oci_exec_pidfd(const oci_exec_proc *p);
+/* Wait for the runtime: 0 with the process's exit status (128+N for signal
+ * N), or -1 when the runtime failed before the process ran (its message,
+ * CR_NOT_FOUND / CR_FAILED_PRECONDITION for a container gone or stopped,
+ * CR_INTERNAL otherwise). */
+int oci_exec_wait(oci_exec_proc *p, int *exit_code, cr_err **err);
+/* Kill the process and what it started (SIGKILL), then the runtime, and reap
+ * it; nothing when already waited for.  Then free p and its folder. */
+void oci_exec_free(oci_exec_proc *p);
+
 /* `update --resources FILE id` with the linux.resources of resources (only
  * the resource fields are read: cpu, memory, pids, hugepages, unified; only
  * those set are written). */

@@ -966,6 +966,202 @@ out:
     return r;
 }
 
+/* ---- interactive exec (streaming, no terminal) ---- */
+
+struct oci_exec_proc {
+    oci_runtime rt;          /* path and root copied: the caller's may go */
+    char *rt_name, *rt_path, *rt_root;
+    char id[256];
+    char dir[PATH_MAX];      /* pid file and runtime log */
+    char pid_file[PATH_MAX + 8], log_path[PATH_MAX + 8];
+    pid_t pid;               /* the runtime */
+    int pidfd;
+    bool reaped;
+    int status;
+};
+
+int oci_exec_start(const oci_runtime *rt, const char *id, const char *const *args, bool want_stdin,
+                   bool want_stdout, bool want_stderr, oci_exec_proc **out, int *stdin_fd, int *stdout_fd,
+                   int *stderr_fd, cr_err **err)
+{
+    *out = NULL;
+    *stdin_fd = *stdout_fd = *stderr_fd = -1;
+    if (!check_id(rt, "exec", id, err))
+        return -1;
+    if (!args || !args[0] || !args[0][0])
+        return cr_err_set(err, CR_INVALID_ARGUMENT, "exec in %s: no command", id);
+    if (strlen(id) >= sizeof(((oci_exec_proc *)0)->id))
+        return cr_err_set(err, CR_INVALID_ARGUMENT, "exec in %s: id too long", id);
+    if (access(rt->path, X_OK) < 0)
+        return cr_err_errno(err, CR_FAILED_PRECONDITION, errno, "exec in %s: runtime %s", id, rt->path);
+    oci_exec_proc *p = calloc(1, sizeof(*p));
+    if (!p)
+        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "exec in %s: out of memory", id);
+    p->pid = -1;
+    p->pidfd = -1;
+    snprintf(p->id, sizeof(p->id), "%s", id);
+    p->rt_name = rt->name ? strdup(rt->name) : NULL;
+    p->rt_path = strdup(rt->path);
+    p->rt_root = rt->root ? strdup(rt->root) : NULL;
+    p->rt = (oci_runtime){ .name = p->rt_name, .path = p->rt_path, .root = p->rt_root };
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    snprintf(p->dir, sizeof(p->dir), "%s/crisp-exec-XXXXXX", tmpdir);
+    size_t n_args = 0;
+    for (const char *const *a = args; *a; a++)
+        n_args++;
+    const char **argv = calloc(n_args + 12, sizeof(*argv));
+    int in[2] = { -1, -1 }, o[2] = { -1, -1 }, e[2] = { -1, -1 }, devnull = -1;
+    if (!p->rt_path || !argv) {
+        cr_err_set(err, CR_RESOURCE_EXHAUSTED, "exec in %s: out of memory", id);
+        goto fail;
+    }
+    if (!mkdtemp(p->dir)) {
+        cr_err_errno(err, CR_INTERNAL, errno, "exec in %s: create a folder in %s", id, tmpdir);
+        p->dir[0] = '\0';
+        goto fail;
+    }
+    snprintf(p->pid_file, sizeof(p->pid_file), "%s/pid", p->dir);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/log", p->dir);
+    size_t n = 0;
+    argv[n++] = rt->path;
+    if (rt->root && *rt->root) {
+        argv[n++] = "--root";
+        argv[n++] = rt->root;
+    }
+    argv[n++] = "--log";
+    argv[n++] = p->log_path;
+    argv[n++] = "--log-format";
+    argv[n++] = "json";
+    argv[n++] = "exec";
+    argv[n++] = "--pid-file";
+    argv[n++] = p->pid_file;
+    argv[n++] = id;
+    for (const char *const *a = args; *a; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    if ((devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 || (want_stdin && pipe2(in, O_CLOEXEC) < 0) ||
+        (want_stdout && pipe2(o, O_CLOEXEC) < 0) || (want_stderr && pipe2(e, O_CLOEXEC) < 0)) {
+        cr_err_errno(err, CR_INTERNAL, errno, "exec in %s: pipes", id);
+        goto fail;
+    }
+    int fd0 = in[0] >= 0 ? in[0] : devnull, fd1 = o[1] >= 0 ? o[1] : devnull, fd2 = e[1] >= 0 ? e[1] : devnull;
+    sigset_t empty;
+    sigemptyset(&empty);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    p->pid = fork();
+    if (p->pid < 0) {
+        cr_err_errno(err, CR_INTERNAL, errno, "exec in %s: fork", id);
+        goto fail;
+    }
+    if (p->pid == 0) {
+        /* Only async-signal-safe calls here: the daemon has threads. */
+        setpgid(0, 0);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                sigaction(sig, &dfl, NULL);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        if (dup2(fd0, 0) < 0 || dup2(fd1, 1) < 0 || dup2(fd2, 2) < 0)
+            _exit(127);
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+            for (int fd = 3; fd < 65536; fd++)
+                close(fd);
+        execve(rt->path, (char *const *)argv, environ);
+        _exit(127);
+    }
+    setpgid(p->pid, p->pid);
+    p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    close(devnull);
+    if (in[0] >= 0)
+        close(in[0]);
+    if (o[1] >= 0)
+        close(o[1]);
+    if (e[1] >= 0)
+        close(e[1]);
+    free(argv);
+    *stdin_fd = in[1];
+    *stdout_fd = o[0];
+    *stderr_fd = e[0];
+    *out = p;
+    return 0;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (in[i] >= 0)
+            close(in[i]);
+        if (o[i] >= 0)
+            close(o[i]);
+        if (e[i] >= 0)
+            close(e[i]);
+    }
+    if (devnull >= 0)
+        close(devnull);
+    free(argv);
+    oci_exec_free(p);
+    return -1;
+}
+
+int oci_exec_pidfd(const oci_exec_proc *p) { return p ? p->pidfd : -1; }
+
+int oci_exec_wait(oci_exec_proc *p, int *exit_code, cr_err **err)
+{
+    *exit_code = -1;
+    if (!p->reaped) {
+        if (wait_child(p->pid, &p->status) < 0)
+            return cr_err_errno(err, CR_INTERNAL, errno, "exec in %s: wait for the runtime", p->id);
+        p->reaped = true;
+    }
+    bool failed = !WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0;
+    if (!failed || file_nonempty(p->pid_file)) {
+        /* The process ran: the runtime exits with its status. */
+        *exit_code = WIFEXITED(p->status) ? WEXITSTATUS(p->status) : 128 + WTERMSIG(p->status);
+        return 0;
+    }
+    rt_call c = { .rt = &p->rt, .cmd = "exec", .id = p->id, .status = p->status };
+    c.message = log_last_error(p->log_path, 0);
+    if (!c.message) {
+        char why[64];
+        if (WIFEXITED(p->status))
+            snprintf(why, sizeof(why), "exit status %d", WEXITSTATUS(p->status));
+        else
+            snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(p->status));
+        c.message = strdup(why);
+    }
+    int r = state_call_error(&c, "running", err);
+    rt_call_clear(&c);
+    return r;
+}
+
+void oci_exec_free(oci_exec_proc *p)
+{
+    if (!p)
+        return;
+    if (p->pid > 0 && !p->reaped) {
+        /* The process first: the runtime, its parent, then reaps it and
+         * exits by itself; if not, the runtime's group goes too. */
+        kill_pid_file_tree(p->pid_file);
+        if (!wait_child_ms(p->pid, 2000, &p->status)) {
+            kill_group(p->pid);
+            wait_child(p->pid, &p->status);
+            kill_pid_file_tree(p->pid_file); /* written meanwhile */
+        }
+        p->reaped = true;
+    }
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    if (p->dir[0]) {
+        unlink(p->pid_file);
+        unlink(p->log_path);
+        rmdir(p->dir);
+    }
+    free(p->rt_name);
+    free(p->rt_path);
+    free(p->rt_root);
+    free(p);
+}
+
 #define UPDATE_TIMEOUT_S 60
 
 int oci_update(const oci_runtime *rt, const char *id, const oci_spec_input *resources, cr_err **err)

@@ -1693,6 +1693,22 @@ void srv_containers_free(srv_daemon *d)
     d->ctr_reserving = NULL;
 }
 
+/* ---- for the streaming backend (streaming.c) ---- */
+
+srv_container *srv_container_get(srv_daemon *d, const char *id, cr_err **err) { return get_or_err(d, id, err); }
+void srv_container_put(srv_daemon *d, srv_container *c) { ctr_put(d, c); }
+
+Runtime__V1__ContainerState srv_container_state(srv_daemon *d, srv_container *c)
+{
+    pthread_mutex_lock(&d->ctr_mu);
+    Runtime__V1__ContainerState s = c->state;
+    pthread_mutex_unlock(&d->ctr_mu);
+    return s;
+}
+
+char *srv_container_bundle(srv_daemon *d, const char *id) { return srv_pathf("%s/containers/%s/bundle", d->cfg->root, id); }
+char *srv_container_rundir(srv_daemon *d, const char *id) { return ctr_rundir(d, id); }
+
 /* ---- ExecSync / UpdateContainerResources ---- */
 
 #define EXEC_OUTPUT_CAP (16u << 20) /* per stream, as the kubelet expects */

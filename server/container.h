@@ -43,6 +43,16 @@ void srv_containers_free(srv_daemon *d);
 /* Start/stop the exit-file watcher thread. */
 int srv_exit_watcher_start(srv_daemon *d, cr_err **err);
 void srv_exit_watcher_stop(srv_daemon *d);
+/* A container by full id or unique prefix, with a reference (NULL with *err:
+ * CR_NOT_FOUND, or CR_INVALID_ARGUMENT for an empty or ambiguous id). */
+srv_container *srv_container_get(srv_daemon *d, const char *id, cr_err **err);
+void srv_container_put(srv_daemon *d, srv_container *c);
+/* Its state now (read under ctr_mu). */
+Runtime__V1__ContainerState srv_container_state(srv_daemon *d, srv_container *c);
+/* <root>/containers/<id>/bundle and <runroot>/containers/<id> (the monitor's
+ * state dir: attach socket, ctl fifo). */
+char *srv_container_bundle(srv_daemon *d, const char *id);
+char *srv_container_rundir(srv_daemon *d, const char *id);
 /* Used by StopPodSandbox / RemovePodSandbox for the pod's containers. */
 int srv_containers_stop_pod(srv_daemon *d, const char *pod_id, cr_err **err);
 int srv_containers_remove_pod(srv_daemon *d, const char *pod_id, cr_err **err);

@@ -83,6 +83,7 @@ struct srv_daemon {
     struct net_cni *cni;        /* network/ CNI client: thread-safe on its own */
     char *pause_rootfs;         /* built-in pause rootfs, NULL when crisp-pause is missing */
     struct srv_metrics *metrics; /* metrics.h; NULL when [crisp.metrics] enable is false */
+    struct st_server *stream;   /* exec/attach/port-forward server (streaming.c) */
 
     /* Pod sandboxes (sandbox.c). */
     pthread_mutex_t sb_mu;      /* guards the list, references, reservations */
@@ -129,6 +130,13 @@ int srv_container_status(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMe
 int srv_list_containers(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
 int srv_stream_containers(srv_daemon *d, const ProtobufCMessage *req, srv_stream *st, cr_err **err);
 int srv_exec_sync(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+/* streaming.c */
+int srv_exec(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_attach(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_port_forward(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
+int srv_streaming_start(srv_daemon *d, cr_err **err);
+void srv_streaming_stop(srv_daemon *d);   /* ends every session */
+char *srv_streaming_info(srv_daemon *d);  /* "host:port", heap; NULL when not running */
 /* stats.c */
 int srv_container_stats(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
 int srv_list_container_stats(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err);
@@ -189,8 +197,15 @@ typedef struct srv_monitor_req {
     const char *state_dir;     /* the monitor's attach socket and ctl fifo */
     const char *cgroups_path;  /* cgroupfs path for OOM watching, or NULL */
     bool tty, stdin_, stdin_once;
+    /* Exec mode (crisp-monitor --exec): the command to run in the running
+     * container id; no CRI log (log_path NULL); the exit file goes to the
+     * state dir.  The monitor waits for its first attach client before it
+     * runs anything: *attach_fd gets that connection, made here. */
+    const char *const *exec_args;
+    int *attach_fd;
 } srv_monitor_req;
-/* The created (not yet started) container's pid in *pid. */
+/* The created (not yet started) container's pid in *pid (exec mode: the
+ * exec'd process's). */
 int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid, cr_err **err);
 /* cgroupsPath for a pod or container under parent, per the cgroup manager. */
 char *srv_cgroups_path(srv_daemon *d, const char *parent, const char *id);

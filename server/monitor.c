@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
@@ -60,22 +62,50 @@ static size_t read_answer(int fd, char *line, size_t size)
     return len;
 }
 
+/* Connect to the monitor's attach socket in state_dir. */
+static int attach_connect(const char *state_dir, cr_err **err)
+{
+    _cleanup_close_ int dirfd = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct sockaddr_un sa;
+    socklen_t salen;
+    if (mon_sockaddr(&sa, &salen, state_dir, dirfd, MON_ATTACH_SOCKET) < 0)
+        return cr_err_set(err, CR_INTERNAL, "attach socket in %s: path too long", state_dir);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return cr_err_errno(err, CR_INTERNAL, errno, "attach socket");
+    if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
+        int e = errno;
+        close(fd);
+        return cr_err_errno(err, CR_INTERNAL, e, "connect to %s/" MON_ATTACH_SOCKET, state_dir);
+    }
+    return fd;
+}
+
 int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr_err **err)
 {
     _cleanup_free_ char *mon = monitor_binary(d);
     if (!mon)
         return cr_err_set(err, CR_FAILED_PRECONDITION, "crisp-monitor not found (%s)", d->cfg->monitor_path);
-    _cleanup_free_ char *exits = srv_pathf("%s/exits", d->cfg->runroot);
-    if (!exits)
+    bool exec = m->exec_args != NULL;
+    _cleanup_free_ char *exits = exec ? strdup(m->state_dir) : srv_pathf("%s/exits", d->cfg->runroot);
+    size_t n_exec = 0;
+    for (const char *const *a = m->exec_args; a && *a; a++)
+        n_exec++;
+    _cleanup_free_ const char **argv = calloc(n_exec + 40, sizeof(*argv));
+    if (!exits || !argv)
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
-    const char *argv[32];
     int n = 0;
     argv[n++] = mon;
+    if (exec)
+        argv[n++] = "--exec";
     argv[n++] = "--id"; argv[n++] = m->id;
     argv[n++] = "--runtime"; argv[n++] = m->rt->path;
     argv[n++] = "--runtime-root"; argv[n++] = m->rt->root;
     argv[n++] = "--bundle"; argv[n++] = m->bundle;
-    argv[n++] = "--log-path"; argv[n++] = m->log_path;
+    if (m->log_path) {
+        argv[n++] = "--log-path";
+        argv[n++] = m->log_path;
+    }
     argv[n++] = "--exit-dir"; argv[n++] = exits;
     argv[n++] = "--state-dir"; argv[n++] = m->state_dir;
     argv[n++] = "--sync-fd"; argv[n++] = "3";
@@ -90,7 +120,14 @@ int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr
         argv[n++] = "--stdin";
     if (m->stdin_once)
         argv[n++] = "--stdin-once";
+    if (exec) {
+        argv[n++] = "--";
+        for (const char *const *a = m->exec_args; *a; a++)
+            argv[n++] = *a;
+    }
     argv[n] = NULL;
+    if (m->attach_fd)
+        *m->attach_fd = -1;
     int sync[2];
     if (pipe2(sync, O_CLOEXEC) < 0)
         return cr_err_errno(err, CR_INTERNAL, errno, "pipe");
@@ -116,10 +153,19 @@ int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr
     }
     close(sync[1]);
     /* The launcher exits once the monitor is set up; the monitor then reports
-     * the runtime's create on the sync pipe. */
+     * the runtime's create (or exec) on the sync pipe. */
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && exec) {
+        /* It runs nothing before its first client is there. */
+        int fd = attach_connect(m->state_dir, err);
+        if (fd < 0) {
+            close(sync[0]);
+            return -1;
+        }
+        *m->attach_fd = fd;
+    }
     char line[4096];
     size_t len = read_answer(sync[0], line, sizeof(line));
     close(sync[0]);
@@ -136,10 +182,14 @@ int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr
     if (pv)
         *pid_out = (int)YAJL_GET_INTEGER(pv);
     else {
-        srv_metrics_failure(d, "runtime", "create");
-        r = cr_err_set(err, CR_INTERNAL, "%s create %s: %s", m->rt->name, m->id,
+        srv_metrics_failure(d, "runtime", exec ? "exec" : "create");
+        r = cr_err_set(err, CR_INTERNAL, "%s %s %s: %s", m->rt->name, exec ? "exec in" : "create", m->id,
                        ev ? YAJL_GET_STRING(ev) : len ? line : "no answer from crisp-monitor");
     }
     yajl_tree_free(v);
+    if (r < 0 && m->attach_fd && *m->attach_fd >= 0) {
+        close(*m->attach_fd);
+        *m->attach_fd = -1;
+    }
     return r;
 }

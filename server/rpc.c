@@ -642,6 +642,7 @@ static void release(srv_daemon *d)
         unlink(d->lock_path);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
+    srv_streaming_stop(d); /* sessions use the container and pod records */
     srv_exit_watcher_stop(d);
     srv_metrics_stop(d); /* before the lists its scrapes walk are freed */
     srv_containers_free(d);
@@ -785,7 +786,8 @@ srv_daemon *srv_start(cr_config *cfg, cr_err **err)
     }
     if (claim_socket(d, err) < 0 || lock_root(d, err) < 0 || open_images(d, err) < 0 ||
         open_network(d, err) < 0 || srv_pause_prepare(d, err) < 0 || srv_sandboxes_load(d, err) < 0 ||
-        srv_exit_watcher_start(d, err) < 0 || srv_containers_load(d, err) < 0 || srv_metrics_start(d, err) < 0) {
+        srv_exit_watcher_start(d, err) < 0 || srv_containers_load(d, err) < 0 || srv_metrics_start(d, err) < 0 ||
+        srv_streaming_start(d, err) < 0) {
         release(d);
         return NULL;
     }

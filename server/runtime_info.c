@@ -122,13 +122,20 @@ int srv_status(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **re
     r->features = feat;
 
     if (in->verbose) {
-        r->info = calloc(2, sizeof(*r->info));
+        r->info = calloc(3, sizeof(*r->info));
         if (!r->info || !(r->info[r->n_info++] = info_entry("config", cr_config_to_json(cfg))))
             return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "status: out of memory");
         /* Where the metrics endpoint listens (its port may be chosen at start). */
         char *metrics = srv_metrics_info(d);
         if (metrics) {
             if (!(r->info[r->n_info] = info_entry("metrics", metrics)))
+                return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "status: out of memory");
+            r->n_info++;
+        }
+        /* Where the exec/attach/port-forward server listens. */
+        char *stream = srv_streaming_info(d);
+        if (stream) {
+            if (!(r->info[r->n_info] = info_entry("streamServer", stream)))
                 return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "status: out of memory");
             r->n_info++;
         }

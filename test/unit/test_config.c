@@ -71,7 +71,7 @@ static const char *config_diff(const cr_config *a, const cr_config *b)
 #define S(f) if (!str_eq(a->f, b->f)) { snprintf(why, sizeof(why), #f ": \"%s\" vs \"%s\"", a->f, b->f); return why; }
 #define I(f) if (a->f != b->f) { snprintf(why, sizeof(why), #f ": %lld vs %lld", (long long)a->f, (long long)b->f); return why; }
     S(listen) S(root) S(runroot) S(log_level) I(threads) I(shutdown_timeout)
-    S(stream_address) I(stream_port)
+    S(stream_address) I(stream_port) I(stream_token_ttl) I(stream_idle_timeout)
     I(metrics_enable) S(metrics_address) I(metrics_port)
     S(default_runtime) S(cgroup_manager) S(monitor_path) S(pause_image) S(pause_command)
     S(registries_conf) S(registries_conf_dir) S(signature_policy) S(auth_file)
@@ -154,6 +154,8 @@ static const char full_config[] =
     "[crisp.stream]\n"
     "address = \"::1\"\n"
     "port = 10010\n"
+    "token_ttl = 30\n"
+    "idle_timeout = 600\n"
     "\n"
     "[crisp.metrics]\n"
     "enable = true\n"
@@ -203,6 +205,8 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c->shutdown_timeout, 10);
     ck_assert_str_eq(c->stream_address, "127.0.0.1");
     ck_assert_int_eq(c->stream_port, 0);
+    ck_assert_int_eq(c->stream_token_ttl, 60);
+    ck_assert_int_eq(c->stream_idle_timeout, 14400);
     ck_assert(!c->metrics_enable);
     ck_assert_str_eq(c->metrics_address, "127.0.0.1");
     ck_assert_int_eq(c->metrics_port, 9090);
@@ -264,6 +268,8 @@ START_TEST(test_full_file)
     ck_assert_int_eq(c->shutdown_timeout, 30);
     ck_assert_str_eq(c->stream_address, "::1");
     ck_assert_int_eq(c->stream_port, 10010);
+    ck_assert_int_eq(c->stream_token_ttl, 30);
+    ck_assert_int_eq(c->stream_idle_timeout, 600);
     ck_assert(c->metrics_enable);
     ck_assert_str_eq(c->metrics_address, "::1");
     ck_assert_int_eq(c->metrics_port, 9191);
@@ -723,7 +729,7 @@ START_TEST(test_contrib_conf)
     /* monitor/pause paths follow the build's libexec dir, the file shows the stock one */
     if (strcmp(CRISP_LIBEXECDIR, "/usr/local/libexec/crisp") == 0)
         ASSERT_SAME(all, ref);
-    ck_assert_int_eq(uncommented, 28); /* 25 daemon keys + 3 handler keys */
+    ck_assert_int_eq(uncommented, 30); /* 27 daemon keys + 3 handler keys */
 
     char *effective = write_toml_string(ref);
     for (char *l = strtok(effective, "\n"); l; l = strtok(NULL, "\n")) {

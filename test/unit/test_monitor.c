@@ -338,6 +338,7 @@ struct ctr {
     int sync_fd;
     char sync[2048];
     pid_t cpid;
+    pid_t exec_monitor; /* an exec session's monitor, swept with the container */
 };
 
 /* The folders this test process made: swept at exit, even after a failed
@@ -350,11 +351,11 @@ static int g_ndirs;
 static void sweep_dir(const char *dir)
 {
     char path[PATH_MAX + 32], runtime[64] = "", id[64] = "";
-    int crun_ns = 0, monitor = 0;
+    int crun_ns = 0, monitor = 0, exec_monitor = 0;
     snprintf(path, sizeof(path), "%s/info", dir);
     char *info = slurp(path, NULL);
     if (info) {
-        sscanf(info, "%63s %63s %d %d", runtime, id, &crun_ns, &monitor);
+        sscanf(info, "%63s %63s %d %d %d", runtime, id, &crun_ns, &monitor, &exec_monitor);
         free(info);
     }
     if (runtime[0] && id[0]) {
@@ -363,9 +364,14 @@ static void sweep_dir(const char *dir)
         const char *argv[] = {runtime, "--root", root, "delete", "-f", id, NULL};
         run(argv, crun_ns, NULL, 0);
     }
-    if (monitor > 0 && process_alive_monitor(monitor) && !wait_gone(monitor, 5000)) {
-        kill(monitor, SIGKILL);
-        wait_gone(monitor, 5000);
+    /* An exec session's monitor ends with its process, which ends with the
+     * container; one still waiting for its first client is ended here. */
+    pid_t monitors[2] = {monitor, exec_monitor};
+    for (int i = 0; i < 2; i++) {
+        if (monitors[i] > 0 && process_alive_monitor(monitors[i]) && !wait_gone(monitors[i], 5000)) {
+            kill(monitors[i], SIGKILL);
+            wait_gone(monitors[i], 5000);
+        }
     }
     rm_rf(dir);
 }
@@ -381,7 +387,8 @@ static void ctr_save_info(struct ctr *c)
 {
     char path[PATH_MAX + 8], info[256];
     snprintf(path, sizeof(path), "%s/info", c->dir);
-    snprintf(info, sizeof(info), "%s %s %d %d\n", c->runtime, c->id, c->crun_ns, (int)c->monitor);
+    snprintf(info, sizeof(info), "%s %s %d %d %d\n", c->runtime, c->id, c->crun_ns, (int)c->monitor,
+             (int)c->exec_monitor);
     write_file(path, info);
 }
 
@@ -481,6 +488,45 @@ static void ctr_init(struct ctr *c, const char *name, const char *runtime, const
     write_file(p, config);
 }
 
+/* Run a monitor launcher with its sync pipe on fd 3, as crispd would, in
+ * crun's namespace for crun; returns its wait status once it exited (it must,
+ * promptly) and the read end of the sync pipe.  Sanitizer reports of the
+ * detached monitor go to files in dir, which monitor_done() checks. */
+static int spawn_launcher(const char *const *argv, bool crun_ns, const char *dir, int *sync_fd)
+{
+    char asan[PATH_MAX + 256], ubsan[PATH_MAX + 256];
+    const char *prev = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "%s%slog_path=%s/sanitizer", prev ? prev : "", prev ? ":" : "", dir);
+    prev = getenv("UBSAN_OPTIONS");
+    snprintf(ubsan, sizeof(ubsan), "%s%slog_path=%s/sanitizer", prev ? prev : "", prev ? ":" : "", dir);
+
+    int sp[2];
+    ck_assert_int_eq(pipe2(sp, O_CLOEXEC), 0);
+    int64_t t0 = now_ms();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (crun_ns)
+            enter_crun_namespace();
+        if (sp[1] == 3)
+            fcntl(3, F_SETFD, 0);
+        else
+            dup2(sp[1], 3);
+        setenv("ASAN_OPTIONS", asan, 1);
+        setenv("UBSAN_OPTIONS", ubsan, 1);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(sp[1]);
+    *sync_fd = sp[0];
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() - t0 < DEADLINE_MS)
+        poll_pause();
+    ck_assert_msg(w == pid, "launcher %d did not exit", (int)pid);
+    return status;
+}
+
 /* Launch the monitor as crispd would; the launcher must exit 0 promptly.
  * extra: more flags, NULL-terminated. */
 static void ctr_launch(struct ctr *c, const char *const *extra)
@@ -509,38 +555,7 @@ static void ctr_launch(struct ctr *c, const char *const *extra)
     for (; extra && *extra && a < 46; extra++)
         argv[a++] = *extra;
     argv[a] = NULL;
-
-    /* Sanitizer reports of the detached monitor go to files we check. */
-    char asan[PATH_MAX + 256], ubsan[PATH_MAX + 256];
-    const char *prev = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof(asan), "%s%slog_path=%s/sanitizer", prev ? prev : "", prev ? ":" : "", c->dir);
-    prev = getenv("UBSAN_OPTIONS");
-    snprintf(ubsan, sizeof(ubsan), "%s%slog_path=%s/sanitizer", prev ? prev : "", prev ? ":" : "", c->dir);
-
-    int sp[2];
-    ck_assert_int_eq(pipe2(sp, O_CLOEXEC), 0);
-    int64_t t0 = now_ms();
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (c->crun_ns)
-            enter_crun_namespace();
-        if (sp[1] == 3)
-            fcntl(3, F_SETFD, 0);
-        else
-            dup2(sp[1], 3);
-        setenv("ASAN_OPTIONS", asan, 1);
-        setenv("UBSAN_OPTIONS", ubsan, 1);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(sp[1]);
-    c->sync_fd = sp[0];
-    int status = 0;
-    pid_t w;
-    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() - t0 < DEADLINE_MS)
-        poll_pause();
-    ck_assert_msg(w == pid, "launcher %d did not exit", (int)pid);
+    int status = spawn_launcher(argv, c->crun_ns, c->dir, &c->sync_fd);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "launcher status %d", status);
 
     char path[PATH_MAX + 32];
@@ -565,31 +580,42 @@ static void ctr_launch(struct ctr *c, const char *const *extra)
     ck_assert_msg(exists(path), "no control fifo");
 }
 
-/* Read the one sync line; true when it carries a pid. */
-static bool ctr_sync(struct ctr *c)
+/* Read the one sync line (up to EOF) and close the pipe; returns the pid it
+ * carries, or 0 for an error line. */
+static pid_t read_sync(int *fd, char *sync, size_t cap)
 {
     size_t len = 0;
     int64_t t0 = now_ms();
-    while (len + 1 < sizeof(c->sync)) {
-        struct pollfd p = {c->sync_fd, POLLIN, 0};
+    while (len + 1 < cap) {
+        struct pollfd p = {*fd, POLLIN, 0};
         int left = (int)(DEADLINE_MS - (now_ms() - t0));
         ck_assert_msg(left > 0 && poll(&p, 1, left) == 1, "no sync line from the monitor");
-        ssize_t n = read(c->sync_fd, c->sync + len, sizeof(c->sync) - 1 - len);
+        ssize_t n = read(*fd, sync + len, cap - 1 - len);
         if (n <= 0)
             break;
         len += (size_t)n;
     }
-    c->sync[len] = '\0';
-    close(c->sync_fd);
-    c->sync_fd = -1;
-    ck_assert_msg(len > 0 && c->sync[len - 1] == '\n', "sync <<%s>> is not one line", c->sync);
-    ck_assert_msg(strchr(c->sync, '\n') == c->sync + len - 1, "sync <<%s>> is not one line", c->sync);
+    sync[len] = '\0';
+    close(*fd);
+    *fd = -1;
+    ck_assert_msg(len > 0 && sync[len - 1] == '\n', "sync <<%s>> is not one line", sync);
+    ck_assert_msg(strchr(sync, '\n') == sync + len - 1, "sync <<%s>> is not one line", sync);
     int pid;
-    if (sscanf(c->sync, "{\"pid\": %d}", &pid) == 1) {
-        c->cpid = pid;
-        return true;
+    if (sscanf(sync, "{\"pid\": %d}", &pid) == 1) {
+        ck_assert_int_gt(pid, 0);
+        return pid;
     }
-    return false;
+    ck_assert_msg(strncmp(sync, "{\"error\": \"", 11) == 0, "sync <<%s>> is neither pid nor error", sync);
+    return 0;
+}
+
+/* Read the one sync line; true when it carries a pid. */
+static bool ctr_sync(struct ctr *c)
+{
+    pid_t pid = read_sync(&c->sync_fd, c->sync, sizeof(c->sync));
+    if (pid > 0)
+        c->cpid = pid;
+    return pid > 0;
 }
 
 static void ctr_create(struct ctr *c, const char *const *extra)
@@ -615,17 +641,18 @@ static void ctr_kill(struct ctr *c, const char *sig)
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s kill: %s", c->runtime, out);
 }
 
-/* The monitor must be gone soon after the exit, without a sanitizer report. */
-static void ctr_wait_monitor(struct ctr *c)
+/* The monitor must be gone soon after the exit, without a sanitizer report
+ * (in dir), and without its files in state. */
+static void monitor_done(const char *dir, const char *state, pid_t monitor)
 {
-    ck_assert_msg(wait_gone(c->monitor, DEADLINE_MS), "monitor %d still running", (int)c->monitor);
-    DIR *d = opendir(c->dir);
+    ck_assert_msg(wait_gone(monitor, DEADLINE_MS), "monitor %d still running", (int)monitor);
+    DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
     struct dirent *e;
     while ((e = readdir(d))) {
         if (strncmp(e->d_name, "sanitizer", 9) == 0) {
             char path[PATH_MAX + 300];
-            snprintf(path, sizeof(path), "%s/%s", c->dir, e->d_name);
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
             char *report = slurp(path, NULL);
             closedir(d);
             ck_abort_msg("sanitizer report from the monitor:\n%s", report ? report : "?");
@@ -633,25 +660,35 @@ static void ctr_wait_monitor(struct ctr *c)
     }
     closedir(d);
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/" MON_ATTACH_SOCKET, c->state);
+    snprintf(path, sizeof(path), "%s/" MON_ATTACH_SOCKET, state);
     ck_assert_msg(!exists(path), "attach socket left behind");
-    snprintf(path, sizeof(path), "%s/" MON_CTL_FIFO, c->state);
+    snprintf(path, sizeof(path), "%s/" MON_CTL_FIFO, state);
     ck_assert_msg(!exists(path), "control fifo left behind");
-    snprintf(path, sizeof(path), "%s/" MON_PID_FILE, c->state);
+    snprintf(path, sizeof(path), "%s/" MON_PID_FILE, state);
     ck_assert_msg(!exists(path), "monitor.pid left behind");
 }
 
-static void ctr_wait_exit(struct ctr *c, struct mon_exit *e)
+static void ctr_wait_monitor(struct ctr *c)
+{
+    monitor_done(c->dir, c->state, c->monitor);
+}
+
+static void wait_exit_file(const char *exitfile, struct mon_exit *e)
 {
     int64_t t0 = now_ms();
-    while (!exists(c->exitfile) && now_ms() - t0 < DEADLINE_MS)
+    while (!exists(exitfile) && now_ms() - t0 < DEADLINE_MS)
         poll_pause();
-    char *s = slurp(c->exitfile, NULL);
-    ck_assert_msg(s, "no exit file %s", c->exitfile);
+    char *s = slurp(exitfile, NULL);
+    ck_assert_msg(s, "no exit file %s", exitfile);
     int r = mon_exit_parse(s, e);
     ck_assert_msg(r == 0, "exit file <<%s>> does not parse", s);
     ck_assert_msg(e->exited_at > 1600000000LL * 1000000000LL, "exitedAt in <<%s>>", s);
     free(s);
+}
+
+static void ctr_wait_exit(struct ctr *c, struct mon_exit *e)
+{
+    wait_exit_file(c->exitfile, e);
     ctr_wait_monitor(c);
 }
 
@@ -727,15 +764,20 @@ static void wait_log_has(const char *path, const char *needle)
 
 /* ---- attach ---- */
 
-static int attach_connect(struct ctr *c)
+static int attach_connect_to(const char *state)
 {
     struct sockaddr_un sa;
     socklen_t salen;
-    ck_assert_int_eq(mon_sockaddr(&sa, &salen, c->state, -1, MON_ATTACH_SOCKET), 0);
+    ck_assert_int_eq(mon_sockaddr(&sa, &salen, state, -1, MON_ATTACH_SOCKET), 0);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_msg(connect(fd, (struct sockaddr *)&sa, salen) == 0, "connect: %s", strerror(errno));
     return fd;
+}
+
+static int attach_connect(struct ctr *c)
+{
+    return attach_connect_to(c->state);
 }
 
 static void attach_send(int fd, int type, const char *data)
@@ -776,14 +818,19 @@ static int attach_read(int fd, const char *want, char *acc, size_t acclen)
     }
 }
 
-static void ctl_send(struct ctr *c, const char *cmd)
+static void ctl_send_to(const char *state, const char *cmd)
 {
     char path[PATH_MAX + 8];
-    snprintf(path, sizeof(path), "%s/" MON_CTL_FIFO, c->state);
+    snprintf(path, sizeof(path), "%s/" MON_CTL_FIFO, state);
     int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
     ck_assert_int_eq(write(fd, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
     close(fd);
+}
+
+static void ctl_send(struct ctr *c, const char *cmd)
+{
+    ctl_send_to(c->state, cmd);
 }
 
 /* ---- tests ---- */
@@ -1283,6 +1330,438 @@ START_TEST(test_crun)
 }
 END_TEST
 
+/* ---- exec sessions (--exec) ---- */
+
+/* Loop index of the exec tests: 0 runc (the "runc" case), 1 crun ("crun"). */
+static const char *const g_exec_runtimes[] = {RUNC, CRUN};
+
+/* An exec session: its own folder (state, exits, log) inside its
+ * container's, so the container's sweep removes it; its monitor is recorded
+ * in the container's info for the sweep. */
+struct xec {
+    struct ctr *c;
+    char dir[200], state[256], exits[256], exitfile[384], log[256];
+    pid_t monitor;
+    int sync_fd;
+    char sync[2048];
+    pid_t pid;
+};
+
+/* A running container to exec in (sleeps); false when the runtime is not
+ * installed (the test is skipped). */
+static bool exec_container(struct ctr *c, const char *name, int runtime_idx)
+{
+    const char *runtime = g_exec_runtimes[runtime_idx];
+    if (access(runtime, X_OK) != 0) {
+        note("%s: skipped: no %s", name, runtime);
+        return false;
+    }
+    struct spec s = {.script = "exec sleep 1000"};
+    ctr_init(c, name, runtime, &s);
+    ctr_create(c, NULL);
+    ctr_start(c);
+    return true;
+}
+
+/* Launch an exec monitor for cmd (NULL-terminated) with extra flags; the
+ * launcher exits 0 as soon as the monitor is set up, and the monitor then
+ * waits for its first attach client. */
+static void exec_launch(struct xec *x, struct ctr *c, const char *const *extra, const char *const *cmd)
+{
+    memset(x, 0, sizeof(*x));
+    x->c = c;
+    x->sync_fd = -1;
+    snprintf(x->dir, sizeof(x->dir), "%s/exec", c->dir);
+    snprintf(x->state, sizeof(x->state), "%s/state", x->dir);
+    snprintf(x->exits, sizeof(x->exits), "%s/exits", x->dir);
+    snprintf(x->exitfile, sizeof(x->exitfile), "%s/%s", x->exits, c->id);
+    snprintf(x->log, sizeof(x->log), "%s/exec.log", x->dir);
+    ck_assert_int_eq(mkdir(x->dir, 0700), 0);
+
+    const char *argv[48];
+    int a = 0;
+    argv[a++] = g_monitor;
+    argv[a++] = "--exec";
+    argv[a++] = "--id";
+    argv[a++] = c->id;
+    argv[a++] = "--runtime";
+    argv[a++] = c->runtime;
+    argv[a++] = "--runtime-root";
+    argv[a++] = c->root;
+    argv[a++] = "--exit-dir";
+    argv[a++] = x->exits;
+    argv[a++] = "--state-dir";
+    argv[a++] = x->state;
+    argv[a++] = "--sync-fd";
+    argv[a++] = "3";
+    for (; extra && *extra && a < 36; extra++)
+        argv[a++] = *extra;
+    argv[a++] = "--";
+    for (; *cmd && a < 47; cmd++)
+        argv[a++] = *cmd;
+    argv[a] = NULL;
+    int status = spawn_launcher(argv, c->crun_ns, x->dir, &x->sync_fd);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exec launcher status %d", status);
+
+    /* Set up, and nothing runs yet: the monitor waits for a client. */
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/" MON_PID_FILE, x->state);
+    char *s = slurp(path, NULL);
+    ck_assert_msg(s, "no %s after the exec launcher exited", path);
+    x->monitor = (pid_t)atoi(s);
+    free(s);
+    ck_assert_int_gt(x->monitor, 0);
+    c->exec_monitor = x->monitor;
+    ctr_save_info(c);
+    snprintf(path, sizeof(path), "%s/" MON_CONTAINER_PID_FILE, x->state);
+    ck_assert_msg(!exists(path), "the runtime ran before an attach client connected");
+}
+
+static bool exec_sync(struct xec *x)
+{
+    x->pid = read_sync(&x->sync_fd, x->sync, sizeof(x->sync));
+    return x->pid > 0;
+}
+
+/* Nothing left in a folder (the exec state dir, the exit dir). */
+static void assert_empty_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        ck_assert_msg(errno == ENOENT, "open %s: %s", path, strerror(errno));
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char name[256];
+        snprintf(name, sizeof(name), "%s", e->d_name);
+        closedir(d);
+        ck_abort_msg("%s left in %s", name, path);
+    }
+    closedir(d);
+}
+
+/* The exec'd process ended: its exit file, and the monitor gone with all
+ * of its files (the state dir is left empty in exec mode). */
+static void exec_wait_exit(struct xec *x, struct mon_exit *e)
+{
+    wait_exit_file(x->exitfile, e);
+    monitor_done(x->dir, x->state, x->monitor);
+    assert_empty_dir(x->state);
+    ck_assert(!e->oom_killed);
+}
+
+/* A monitor that ended without running anything: gone, its files removed,
+ * no exit file. */
+static void exec_wait_failed(struct xec *x)
+{
+    monitor_done(x->dir, x->state, x->monitor);
+    assert_empty_dir(x->state);
+    assert_empty_dir(x->exits);
+}
+
+START_TEST(test_exec_echo)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xecho", _i))
+        return;
+    struct xec x;
+    char logarg[300];
+    snprintf(logarg, sizeof(logarg), "%s/exec/exec.log", c.dir);
+    const char *extra[] = {"--log-path", logarg, NULL};
+    const char *cmd[] = {"echo", "hi", NULL};
+    exec_launch(&x, &c, extra, cmd);
+    int fd = attach_connect_to(x.state);
+    ck_assert_msg(exec_sync(&x), "exec failed: %s", x.sync);
+    char acc[256] = "";
+    ck_assert_int_eq(attach_read(fd, NULL, acc, sizeof(acc)), 0);
+    ck_assert_str_eq(acc, "hi\n");
+    char pkt[16];
+    ck_assert_int_eq(recv(fd, pkt, sizeof(pkt), 0), 0); /* then closed */
+    close(fd);
+    struct mon_exit e;
+    exec_wait_exit(&x, &e);
+    ck_assert_int_eq(e.exit_code, 0);
+    ck_assert_int_eq(e.signal, 0);
+    struct log l;
+    log_read(x.log, &l);
+    ck_assert_int_eq(l.n, 1);
+    ASSERT_LINE(&l, 0, "stdout", 'F', "hi");
+    free(l.buf);
+    sweep_mine();
+}
+END_TEST
+
+/* A resize sent before anything runs is applied to the pty the moment the
+ * monitor receives it; the exit code of the command is the session's.
+ * "The moment" cannot be before the command starts: crun releases the
+ * command to execv before it sends the pty to the console socket, runc
+ * sends it and goes on to exec without waiting, so a first `stty size` may
+ * still see 0 0 (only a process.json consoleSize closes that window).  So
+ * the command polls its size, with the test's deadline, and says what its
+ * first look saw. */
+START_TEST(test_exec_terminal)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xtty", _i))
+        return;
+    struct xec x;
+    const char *extra[] = {"--terminal", NULL};
+    const char *cmd[] = {"sh", "-c",
+                         "first=$(stty size 2>&1); "
+                         "until [ \"$(stty size 2>/dev/null)\" = \"30 100\" ]; do sleep 0.01; done; "
+                         "echo \"first: $first\"; echo tty=$(tty); stty size; exit 3",
+                         NULL};
+    exec_launch(&x, &c, extra, cmd);
+    char resize[64];
+    ck_assert_int_gt(mon_ctl_resize(resize, sizeof(resize), 30, 100), 0);
+    ctl_send_to(x.state, resize);
+    int fd = attach_connect_to(x.state);
+    ck_assert_msg(exec_sync(&x), "exec failed: %s", x.sync);
+    char acc[512] = "";
+    ck_assert_int_eq(attach_read(fd, NULL, acc, sizeof(acc)), 3);
+    size_t n = strlen(acc);
+    ck_assert_msg(n >= 8 && strcmp(acc + n - 8, "30 100\r\n") == 0, "attach got <<%s>>", acc);
+    ck_assert_msg(strstr(acc, "tty=/dev/pts/"), "attach got <<%s>>", acc);
+    if (!strstr(acc, "first: 30 100\r\n"))
+        note("test_exec_terminal (%s): the command started before the pty had its size (%.40s)", c.runtime,
+             strstr(acc, "first: ") ? strstr(acc, "first: ") : acc);
+    close(fd);
+    struct mon_exit e;
+    exec_wait_exit(&x, &e);
+    ck_assert_int_eq(e.exit_code, 3);
+    sweep_mine();
+}
+END_TEST
+
+START_TEST(test_exec_stdin_once)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xcat", _i))
+        return;
+    struct xec x;
+    const char *extra[] = {"--stdin", "--stdin-once", NULL};
+    const char *cmd[] = {"cat", NULL};
+    exec_launch(&x, &c, extra, cmd);
+    int fd = attach_connect_to(x.state);
+    ck_assert_msg(exec_sync(&x), "exec failed: %s", x.sync);
+    attach_send(fd, MON_ATTACH_STDIN, "ping\n");
+    char acc[64] = "";
+    attach_read(fd, "ping\n", acc, sizeof(acc));
+    attach_send(fd, MON_ATTACH_CLOSE_STDIN, NULL);
+    ck_assert_int_eq(attach_read(fd, NULL, acc, sizeof(acc)), 0);
+    ck_assert_str_eq(acc, "ping\n");
+    close(fd);
+    struct mon_exit e;
+    exec_wait_exit(&x, &e);
+    ck_assert_int_eq(e.exit_code, 0);
+    sweep_mine();
+}
+END_TEST
+
+/* "kill" on the control fifo ends the exec'd process, which was the
+ * monitor's child (reparented from the runtime). */
+START_TEST(test_exec_kill)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xkill", _i))
+        return;
+    struct xec x;
+    const char *cmd[] = {"sleep", "1000", NULL};
+    exec_launch(&x, &c, NULL, cmd);
+    int fd = attach_connect_to(x.state);
+    ck_assert_msg(exec_sync(&x), "exec failed: %s", x.sync);
+    ck_assert_int_eq(proc_ppid(x.pid), x.monitor);
+    ctl_send_to(x.state, MON_CTL_KILL "\n");
+    char acc[64] = "";
+    ck_assert_int_eq(attach_read(fd, NULL, acc, sizeof(acc)), 137);
+    close(fd);
+    struct mon_exit e;
+    exec_wait_exit(&x, &e);
+    ck_assert_int_eq(e.exit_code, 137);
+    ck_assert_int_eq(e.signal, 9);
+    ck_assert_msg(wait_gone(x.pid, DEADLINE_MS), "exec'd process %d still there", (int)x.pid);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d", (int)x.pid);
+    ck_assert_msg(!exists(path), "%s still there", path);
+    /* The container is untouched. */
+    ck_assert(process_alive_monitor(c.monitor));
+    sweep_mine();
+}
+END_TEST
+
+/* The host pid of a child of pid, or 0. */
+static pid_t child_of(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    pid_t found = 0;
+    while (!found && (e = readdir(d))) {
+        char *end;
+        long p = strtol(e->d_name, &end, 10);
+        if (*end == '\0' && p > 0 && proc_ppid((pid_t)p) == pid)
+            found = (pid_t)p;
+    }
+    closedir(d);
+    return found;
+}
+
+/* "kill" reaches the exec'd process's children too (its process group):
+ * a shell's background job here. */
+START_TEST(test_exec_kill_group)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xkillg", _i))
+        return;
+    struct xec x;
+    const char *cmd[] = {"sh", "-c", "sleep 1000 & echo started; wait", NULL};
+    exec_launch(&x, &c, NULL, cmd);
+    int fd = attach_connect_to(x.state);
+    ck_assert_msg(exec_sync(&x), "exec failed: %s", x.sync);
+    char acc[64] = "";
+    attach_read(fd, "started\n", acc, sizeof(acc));
+    pid_t child = 0;
+    int64_t t0 = now_ms();
+    while ((child = child_of(x.pid)) == 0 && now_ms() - t0 < DEADLINE_MS)
+        poll_pause();
+    ck_assert_msg(child > 0, "no child of the exec'd shell %d", (int)x.pid);
+    ctl_send_to(x.state, MON_CTL_KILL "\n");
+    ck_assert_int_eq(attach_read(fd, NULL, acc, sizeof(acc)), 137);
+    close(fd);
+    struct mon_exit e;
+    exec_wait_exit(&x, &e);
+    ck_assert_int_eq(e.exit_code, 137);
+    ck_assert_msg(wait_gone(x.pid, DEADLINE_MS), "exec'd shell %d still there", (int)x.pid);
+    /* Orphaned, it would be reparented to the container's init and live on. */
+    ck_assert_msg(wait_gone(child, DEADLINE_MS), "its child %d still there", (int)child);
+    ck_assert(process_alive_monitor(c.monitor));
+    sweep_mine();
+}
+END_TEST
+
+/* The runtime's own error reaches the sync line; the launcher had already
+ * exited 0 (setup was fine); nothing is left but the empty state dir. */
+START_TEST(test_exec_missing_binary)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xmiss", _i))
+        return;
+    struct xec x;
+    const char *cmd[] = {"/nonexistent", NULL};
+    exec_launch(&x, &c, NULL, cmd);
+    int fd = attach_connect_to(x.state);
+    ck_assert_msg(!exec_sync(&x), "exec of a missing binary succeeded: %s", x.sync);
+    ck_assert_msg(strstr(x.sync, "/nonexistent"), "sync <<%s>> does not name the binary", x.sync);
+    note("test_exec_missing_binary (%s): %.*s", c.runtime, (int)strcspn(x.sync, "\n"), x.sync);
+    /* The client sees the monitor go, without an exit packet. */
+    struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, DEADLINE_MS), 1);
+    char pkt[64];
+    ck_assert_int_eq(recv(fd, pkt, sizeof(pkt), 0), 0);
+    close(fd);
+    exec_wait_failed(&x);
+    ck_assert(process_alive_monitor(c.monitor));
+    sweep_mine();
+}
+END_TEST
+
+START_TEST(test_exec_attach_timeout)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xwait", _i))
+        return;
+    struct xec x;
+    const char *extra[] = {"--attach-timeout", "1", NULL};
+    const char *cmd[] = {"echo", "never", NULL};
+    int64_t t0 = now_ms();
+    exec_launch(&x, &c, extra, cmd);
+    ck_assert(!exec_sync(&x));
+    int64_t waited = now_ms() - t0;
+    ck_assert_msg(strstr(x.sync, "no attach client within 1s"), "sync <<%s>>", x.sync);
+    ck_assert_msg(waited >= 900, "gave up after %lld ms", (long long)waited);
+    exec_wait_failed(&x);
+    sweep_mine();
+}
+END_TEST
+
+/* "kill" before the first client: the command never runs. */
+START_TEST(test_exec_kill_before_start)
+{
+    struct ctr c;
+    if (!exec_container(&c, "xkill0", 0))
+        return;
+    struct xec x;
+    const char *cmd[] = {"echo", "never", NULL};
+    exec_launch(&x, &c, NULL, cmd);
+    ctl_send_to(x.state, MON_CTL_KILL "\n");
+    ck_assert(!exec_sync(&x));
+    ck_assert_msg(strstr(x.sync, "killed before it started"), "sync <<%s>>", x.sync);
+    exec_wait_failed(&x);
+    sweep_mine();
+}
+END_TEST
+
+/* "kill" in container mode: the container's init, SIGKILLed. */
+START_TEST(test_ctl_kill)
+{
+    struct ctr c;
+    struct spec s = {.script = "echo up; exec sleep 1000"};
+    ctr_init(&c, "ctlkill", RUNC, &s);
+    ctr_create(&c, NULL);
+    ctr_start(&c);
+    wait_log_has(c.log, " stdout F up\n");
+    int fd = attach_connect(&c);
+    ctl_send(&c, MON_CTL_KILL "\n");
+    char acc[64] = "";
+    ck_assert_int_eq(attach_read(fd, NULL, acc, sizeof(acc)), 137);
+    close(fd);
+    struct mon_exit e;
+    ctr_wait_exit(&c, &e);
+    ck_assert_int_eq(e.exit_code, 137);
+    ck_assert_int_eq(e.signal, 9);
+    ck_assert(wait_gone(c.cpid, DEADLINE_MS));
+    sweep_mine();
+}
+END_TEST
+
+START_TEST(test_exec_bad_arguments)
+{
+    char out[2048];
+    /* No command. */
+    const char *argv[] = {g_monitor, "--exec", "--id", "x", "--runtime", RUNC, "--runtime-root", "/r",
+                          "--exit-dir", "/e", "--state-dir", "/s", "--", NULL};
+    int st = run(argv, false, out, sizeof(out));
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    ck_assert_msg(strstr(out, "--exec needs a command after --"), "output <<%s>>", out);
+    ck_assert_msg(strstr(out, "--attach-timeout"), "no usage in <<%s>>", out);
+    /* A command without "--". */
+    const char *argv2[] = {g_monitor, "--exec", "--id", "x", "--runtime", RUNC, "--runtime-root", "/r",
+                           "--exit-dir", "/e", "--state-dir", "/s", "echo", NULL};
+    st = run(argv2, false, out, sizeof(out));
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    ck_assert_msg(strstr(out, "unexpected argument echo (the command follows --)"), "output <<%s>>", out);
+    /* Container mode takes no command. */
+    const char *argv3[] = {g_monitor, "--id", "x", "--runtime", RUNC, "--runtime-root", "/r", "--bundle", "/b",
+                           "--log-path", "/l", "--exit-dir", "/e", "--state-dir", "/s", "--", "echo", NULL};
+    st = run(argv3, false, out, sizeof(out));
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    ck_assert_msg(strstr(out, "unexpected argument echo"), "output <<%s>>", out);
+    /* Still required in exec mode. */
+    const char *argv4[] = {g_monitor, "--exec", "--id", "x", "--runtime", RUNC, "--runtime-root", "/r",
+                           "--exit-dir", "/e", "--", "echo", NULL};
+    st = run(argv4, false, out, sizeof(out));
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    ck_assert_msg(strstr(out, "--state-dir is required"), "output <<%s>>", out);
+    const char *argv5[] = {g_monitor, "--exec", "--attach-timeout", "0", "--", "echo", NULL};
+    st = run(argv5, false, out, sizeof(out));
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    ck_assert_msg(strstr(out, "--attach-timeout 0"), "output <<%s>>", out);
+}
+END_TEST
+
 /* The monitor's resident memory, against Debian's conmon on the same kind of
  * container when conmon is installed (budget: half), else a fixed budget. */
 START_TEST(test_rss)
@@ -1406,10 +1885,28 @@ static Suite *monitor_suite(void)
     tcase_add_test(t, test_reopen_log);
     tcase_add_test(t, test_oom_killed);
     tcase_add_test(t, test_rss);
+    tcase_add_test(t, test_ctl_kill);
+    tcase_add_test(t, test_exec_bad_arguments);
+    tcase_add_test(t, test_exec_kill_before_start);
+    /* Exec sessions: loop index 0 is runc here, 1 is crun below. */
+    tcase_add_loop_test(t, test_exec_echo, 0, 1);
+    tcase_add_loop_test(t, test_exec_terminal, 0, 1);
+    tcase_add_loop_test(t, test_exec_stdin_once, 0, 1);
+    tcase_add_loop_test(t, test_exec_kill, 0, 1);
+    tcase_add_loop_test(t, test_exec_kill_group, 0, 1);
+    tcase_add_loop_test(t, test_exec_missing_binary, 0, 1);
+    tcase_add_loop_test(t, test_exec_attach_timeout, 0, 1);
     suite_add_tcase(s, t);
     TCase *cr = tcase_create("crun");
     tcase_set_timeout(cr, 120);
     tcase_add_test(cr, test_crun);
+    tcase_add_loop_test(cr, test_exec_echo, 1, 2);
+    tcase_add_loop_test(cr, test_exec_terminal, 1, 2);
+    tcase_add_loop_test(cr, test_exec_stdin_once, 1, 2);
+    tcase_add_loop_test(cr, test_exec_kill, 1, 2);
+    tcase_add_loop_test(cr, test_exec_kill_group, 1, 2);
+    tcase_add_loop_test(cr, test_exec_missing_binary, 1, 2);
+    tcase_add_loop_test(cr, test_exec_attach_timeout, 1, 2);
     suite_add_tcase(s, cr);
     return s;
 }

@@ -2,12 +2,15 @@
  * temporary folder; every pin and mount is gone at the end. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -227,6 +230,86 @@ START_TEST(concurrent_creates_leave_caller_alone)
 }
 END_TEST
 
+/* A listener on 127.0.0.1 inside the namespace at path, made by a thread
+ * that joined it; returns its port. */
+typedef struct listener {
+    const char *path;
+    int fd, port;
+} listener;
+
+static void *listen_main(void *arg)
+{
+    listener *l = arg;
+    int ns = open(l->path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
+        return NULL;
+    close(ns);
+    l->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    if (bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l->fd, 4) < 0 ||
+        getsockname(l->fd, (struct sockaddr *)&a, &len) < 0)
+        return NULL;
+    l->port = ntohs(a.sin_port);
+    return NULL;
+}
+
+START_TEST(dial_inside_namespace)
+{
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s/dial", tmp);
+    char *path = NULL;
+    cr_err *err = NULL;
+    ck_assert_int_eq(net_ns_create(dir, "pod", &path, &err), 0);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "nsenter --net=%s ip link set lo up", path);
+    ck_assert_int_eq(system(cmd), 0);
+
+    listener l = { .path = path, .fd = -1 };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, listen_main, &l), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_gt(l.port, 0);
+
+    struct stat before, after;
+    ck_assert_int_eq(stat("/proc/thread-self/ns/net", &before), 0);
+    int fd = net_ns_dial(path, l.port, 0, &err);
+    ck_assert_msg(fd >= 0, "%s", err ? err->msg : "");
+    ck_assert_int_eq(stat("/proc/thread-self/ns/net", &after), 0);
+    ck_assert(before.st_ino == after.st_ino); /* the caller never moved */
+    int c = accept(l.fd, NULL, NULL);
+    ck_assert_int_ge(c, 0);
+    ck_assert_int_eq(write(fd, "ping", 4), 4);
+    char buf[8] = "";
+    ck_assert_int_eq(read(c, buf, sizeof(buf)), 4);
+    ck_assert_str_eq(buf, "ping");
+    close(c);
+    close(fd);
+
+    /* The same port is not open in our own namespace (it was bound inside),
+     * and a closed port in the pod is UNAVAILABLE naming it. */
+    close(l.fd);
+    fd = net_ns_dial(path, l.port, 0, &err);
+    ck_assert_int_eq(fd, -1);
+    ck_assert_int_eq(err->code, CR_UNAVAILABLE);
+    char want[32];
+    snprintf(want, sizeof(want), "localhost:%d", l.port);
+    ck_assert_msg(strstr(err->msg, want) && strstr(err->msg, path) && strstr(err->msg, "refused"), "%s", err->msg);
+    cr_err_free(err);
+    err = NULL;
+
+    ck_assert_int_eq(net_ns_dial(path, 0, 0, &err), -1);
+    ck_assert_int_eq(err->code, CR_INVALID_ARGUMENT);
+    cr_err_free(err);
+    err = NULL;
+    ck_assert_int_eq(net_ns_remove(path, NULL), 0);
+    ck_assert_int_eq(net_ns_dial(path, 80, 0, &err), -1);
+    ck_assert_int_eq(err->code, CR_NOT_FOUND);
+    cr_err_free(err);
+    free(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("netns");
@@ -236,6 +319,7 @@ static Suite *suite(void)
     tcase_add_test(tc, create_twice_and_bad_names);
     tcase_add_test(tc, exists_only_for_netns);
     tcase_add_test(tc, concurrent_creates_leave_caller_alone);
+    tcase_add_test(tc, dial_inside_namespace);
     suite_add_tcase(s, tc);
     return s;
 }

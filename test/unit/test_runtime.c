@@ -11,6 +11,7 @@
  * a container, its tests print why and pass without checking anything. */
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -935,6 +936,120 @@ START_TEST(test_exec_timeout)
 }
 END_TEST
 
+/* Read fd to EOF into buf (NUL-terminated); bytes read. */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || (n += (size_t)r) == cap - 1)
+            break;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+START_TEST(test_exec_start)
+{
+    if (skipped())
+        return;
+    oci_runtime rt = current_rt();
+    char id[128];
+    oci_state st;
+    run_sleeper("exst", id, sizeof(id), NULL, &st);
+    unsigned long ns = pidns_of(st.pid);
+    cr_err *e = NULL;
+    oci_exec_proc *p = NULL;
+    int in, out, er, code;
+
+    /* stdin through, stdout and stderr apart, the exit status. */
+    const char *cat[] = { "/bin/busybox", "sh", "-c", "cat; echo warn >&2; exit 5", NULL };
+    ck_assert_msg(oci_exec_start(&rt, id, cat, true, true, true, &p, &in, &out, &er, &e) == 0, "%s",
+                  e ? e->msg : "");
+    ck_assert(in >= 0 && out >= 0 && er >= 0);
+    ck_assert_int_eq(write(in, "ping\n", 5), 5);
+    close(in);
+    char buf[256];
+    read_all(out, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "ping\n");
+    read_all(er, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "warn\n");
+    if (oci_exec_pidfd(p) >= 0) {
+        struct pollfd pf = { oci_exec_pidfd(p), POLLIN, 0 };
+        ck_assert_int_eq(poll(&pf, 1, 10000), 1);
+    }
+    ck_assert_int_eq(oci_exec_wait(p, &code, &e), 0);
+    ck_assert_int_eq(code, 5);
+    oci_exec_free(p);
+    close(out);
+    close(er);
+
+    /* Streams not wanted are not there. */
+    const char *echo[] = { "/bin/busybox", "echo", "only", NULL };
+    ck_assert_int_eq(oci_exec_start(&rt, id, echo, false, true, false, &p, &in, &out, &er, &e), 0);
+    ck_assert(in == -1 && out >= 0 && er == -1);
+    read_all(out, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "only\n");
+    ck_assert_int_eq(oci_exec_wait(p, &code, &e), 0);
+    ck_assert_int_eq(code, 0);
+    oci_exec_free(p);
+    close(out);
+
+    /* Freed while running: the process is killed, in the container too. */
+    const char *sleeper[] = { "/bin/busybox", "sleep", "102", NULL };
+    static const char sleep_cmdline[] = "/bin/busybox\0sleep\0" "102";
+    ck_assert_int_eq(oci_exec_start(&rt, id, sleeper, false, true, false, &p, &in, &out, &er, &e), 0);
+    char state;
+    long long deadline = now_ms() + 10000;
+    while (count_in_ns(ns, sleep_cmdline, sizeof(sleep_cmdline), &state) == 0 && now_ms() < deadline)
+        pause_ms(20);
+    ck_assert_int_eq(count_in_ns(ns, sleep_cmdline, sizeof(sleep_cmdline), &state), 1);
+    oci_exec_free(p);
+    close(out);
+    int left;
+    deadline = now_ms() + 5000;
+    while ((left = count_in_ns(ns, sleep_cmdline, sizeof(sleep_cmdline), &state)) > 0 && state != 'Z' &&
+           now_ms() < deadline)
+        pause_ms(20);
+    ck_assert_msg(left == 0 || state == 'Z', "sleep 102 survived (state %c)", state);
+
+    /* A binary the container lacks: an error from wait naming it, or a
+     * failing status, never success. */
+    const char *missing[] = { "/no-such-binary", NULL };
+    ck_assert_int_eq(oci_exec_start(&rt, id, missing, false, true, true, &p, &in, &out, &er, &e), 0);
+    read_all(out, buf, sizeof(buf));
+    read_all(er, buf, sizeof(buf));
+    int r = oci_exec_wait(p, &code, &e);
+    if (r < 0) {
+        ck_assert_msg(strstr(e->msg, "no-such-binary") != NULL, "<<%s>>", e->msg);
+        cr_err_free(e);
+        e = NULL;
+    } else {
+        ck_assert_int_ne(code, 0);
+    }
+    oci_exec_free(p);
+    close(out);
+    close(er);
+
+    /* Bad input. */
+    const char *none[] = { NULL };
+    ck_assert_int_eq(oci_exec_start(&rt, id, none, false, true, false, &p, &in, &out, &er, &e), -1);
+    ck_assert_int_eq(e->code, CR_INVALID_ARGUMENT);
+    cr_err_free(e);
+    e = NULL;
+    ck_assert_int_eq(oci_exec_start(&rt, "../x", echo, false, true, false, &p, &in, &out, &er, &e), -1);
+    ck_assert_int_eq(e->code, CR_INVALID_ARGUMENT);
+    cr_err_free(e);
+    e = NULL;
+    kill_delete(id);
+    errno = 0;
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
 START_TEST(test_exec_not_running)
 {
     if (skipped())
@@ -1184,6 +1299,7 @@ static TCase *runtime_tcase(const char *name, void (*setup)(void), void (*teardo
     tcase_add_test(tc, test_exec_sync);
     tcase_add_test(tc, test_exec_timeout);
     tcase_add_test(tc, test_exec_not_running);
+    tcase_add_test(tc, test_exec_start);
     tcase_add_test(tc, test_update);
     tcase_add_test(tc, test_pause_resume);
     tcase_add_test(tc, test_device_and_hook);
