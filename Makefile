@@ -129,9 +129,9 @@ $(B)/mkimage: $(wildcard test/images/*.c) $(wildcard test/images/*.h) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(wildcard test/images/*.c) $(LIB_A) $(LDLIBS)
 
-$(B)/test/integration/%: test/integration/%.c $(INTEG_SUPPORT) $(FIXTURES) $(wildcard test/integration/*.h) $(wildcard test/fixtures/*.h) $(CLIENT_A) $(PROTO_O) $(LIB_A)
+$(B)/test/integration/%: test/integration/%.c $(INTEG_SUPPORT) $(FIXTURES) $(wildcard test/integration/*.h) $(wildcard test/fixtures/*.h) $(CLIENT_A) $(STREAM_A) $(PROTO_O) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(INTEG_SUPPORT) $(FIXTURES) $(CLIENT_A) $(PROTO_O) $(LIB_A) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(INTEG_SUPPORT) $(FIXTURES) $(CLIENT_A) $(STREAM_A) $(PROTO_O) $(LIB_A) $(CHECK_LIBS) $(LDLIBS)
 
 # `make test` is the one command CI and developers run: dependencies, the
 # normal build and its tests, then the sanitizer build and its tests.

@@ -24,6 +24,7 @@ struct mon_opts {
     bool exec;              /* exec mode: `runtime exec -d` of exec_argv */
     char **exec_argv;       /* the command after "--" (into argv) */
     size_t n_exec_argv;
+    const char *exec_process; /* exec mode: an OCI process JSON (--process) instead of a command */
     int attach_timeout;     /* seconds to wait for the first client (exec) */
     size_t log_max_line;
     int sync_fd;

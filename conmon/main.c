@@ -160,7 +160,8 @@ static void usage(FILE *f)
           "   or: " MON_BINARY " --exec --id CONTAINER-ID --runtime PATH --runtime-root DIR\n"
           "       --exit-dir DIR --state-dir DIR [--bundle DIR] [--log-path FILE]\n"
           "       [--terminal] [--stdin] [--stdin-once] [--log-max-line BYTES] [--sync-fd N]\n"
-          "       [--runtime-arg ARG]... [--name NAME] [--attach-timeout SECONDS] -- ARG...\n"
+          "       [--runtime-arg ARG]... [--name NAME] [--attach-timeout SECONDS]\n"
+          "       (-- ARG... | --exec-process FILE)\n"
           "The first form runs `runtime create` of a container; --exec waits for the first\n"
           "attach client, then runs ARG... in the running container (`runtime exec -d`);\n"
           "there --bundle is ignored, no CRI log is written without --log-path, and\n"
@@ -189,7 +190,7 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
     enum {
         O_ID = 256, O_RUNTIME, O_RUNTIME_ROOT, O_BUNDLE, O_LOG_PATH, O_EXIT_DIR, O_STATE_DIR,
         O_TERMINAL, O_STDIN, O_STDIN_ONCE, O_LOG_MAX_LINE, O_CGROUP_PATH, O_SYNC_FD,
-        O_RUNTIME_ARG, O_NAME, O_EXEC, O_ATTACH_TIMEOUT, O_HELP, O_VERSION,
+        O_RUNTIME_ARG, O_NAME, O_EXEC, O_EXEC_PROCESS, O_ATTACH_TIMEOUT, O_HELP, O_VERSION,
     };
     static const struct option longopts[] = {
         {"id", required_argument, NULL, O_ID},
@@ -208,6 +209,7 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
         {"runtime-arg", required_argument, NULL, O_RUNTIME_ARG},
         {"name", required_argument, NULL, O_NAME},
         {"exec", no_argument, NULL, O_EXEC},
+        {"exec-process", required_argument, NULL, O_EXEC_PROCESS},
         {"attach-timeout", required_argument, NULL, O_ATTACH_TIMEOUT},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
@@ -245,6 +247,7 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
         case O_CGROUP_PATH: o->cgroup_path = optarg; break;
         case O_NAME: o->name = optarg; break;
         case O_EXEC: o->exec = true; break;
+        case O_EXEC_PROCESS: o->exec_process = absolute(optarg); break;
         case O_ATTACH_TIMEOUT: {
             errno = 0;
             long v = strtol(optarg, &end, 10);
@@ -291,8 +294,12 @@ static int parse_opts(struct mon_opts *o, int argc, char **argv)
                 o->exec ? " (the command follows --)" : "");
         return -1;
     }
-    if (o->exec && o->n_exec_argv == 0) {
-        fprintf(stderr, MON_BINARY ": --exec needs a command after --\n");
+    if (o->exec_process && (!o->exec || o->n_exec_argv)) {
+        fprintf(stderr, MON_BINARY ": --exec-process goes with --exec and replaces the command after --\n");
+        return -1;
+    }
+    if (o->exec && o->n_exec_argv == 0 && !o->exec_process) {
+        fprintf(stderr, MON_BINARY ": --exec needs a command after -- (or --exec-process FILE)\n");
         usage(stderr);
         return -1;
     }

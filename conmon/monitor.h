@@ -19,9 +19,12 @@
  *                 --exit-dir DIR --state-dir DIR [--bundle DIR] [--log-path FILE]
  *                 [--terminal] [--stdin] [--stdin-once] [--log-max-line BYTES]
  *                 [--sync-fd N] [--runtime-arg ARG]... [--name NAME]
- *                 [--attach-timeout SECONDS] -- ARG...
+ *                 [--attach-timeout SECONDS] (-- ARG... | --exec-process FILE)
  *
- *   The command is everything after "--" (at least one ARG).  --bundle is
+ *   The command is everything after "--" (at least one ARG), or the whole
+ *   OCI process in FILE (`exec --process FILE`: args, env, user, terminal
+ *   and consoleSize, which runc applies to the pty before the command
+ *   starts; crun 1.8 ignores consoleSize, so a resize still follows).  --bundle is
  *   optional and ignored (the runtime finds the bundle in its own state);
  *   without --log-path no CRI log is written; --cgroup-path is ignored (no
  *   OOM watch).  --state-dir must be the session's own folder, never the
@@ -33,6 +36,8 @@
  *     RUNTIME --root R --log <state>/runtime.log --log-format json [runtime args]
  *             exec -d --pid-file <state>/container.pid
  *             [--tty --console-socket <state>/console.sock] ID ARG...
+ *   or, with --exec-process:  ... exec -d --process FILE --pid-file ...
+ *             [--console-socket ...] ID  (terminal comes from FILE)
  *   (crun: --log=FILE --log-format=json, as for create) and serves the
  *   exec'd process exactly as container mode serves a
  *   container's init (pipes or pty, attach, ctl, exit file, EXIT packet).

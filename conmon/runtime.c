@@ -232,7 +232,8 @@ int mon_runtime_run(struct mon *m)
     /* argv: runtime --root DIR --log ... [runtime args] create --bundle B
      *       --pid-file P [--console-socket S] ID
      * or:   runtime --root DIR --log ... [runtime args] exec -d
-     *       --pid-file P [--tty --console-socket S] ID ARG... */
+     *       --pid-file P [--tty --console-socket S] ID ARG...
+     * or:   ... exec -d --process FILE --pid-file P [--console-socket S] ID */
     const char **argv = calloc(o->n_runtime_args + o->n_exec_argv + 20, sizeof(char *));
     if (!argv) {
         mon_set_error(m, "out of memory");
@@ -260,6 +261,10 @@ int mon_runtime_run(struct mon *m)
     argv[a++] = verb;
     if (o->exec) {
         argv[a++] = "-d";
+        if (o->exec_process) {
+            argv[a++] = "--process";
+            argv[a++] = o->exec_process;
+        }
     } else {
         argv[a++] = "--bundle";
         argv[a++] = o->bundle;
@@ -270,8 +275,8 @@ int mon_runtime_run(struct mon *m)
         lfd = console_listen(m, console_path, sizeof(console_path));
         if (lfd < 0)
             goto out;
-        if (o->exec)
-            argv[a++] = "--tty"; /* create takes it from config.json */
+        if (o->exec && !o->exec_process)
+            argv[a++] = "--tty"; /* create (and --process) take it from the JSON */
         argv[a++] = "--console-socket";
         argv[a++] = console_path;
     }

@@ -195,6 +195,13 @@ typedef struct oci_exec_proc oci_exec_proc;
 int oci_exec_start(const oci_runtime *rt, const char *id, const char *const *args, bool want_stdin,
                    bool want_stdout, bool want_stderr, oci_exec_proc **out, int *stdin_fd, int *stdout_fd,
                    int *stderr_fd, cr_err **err);
+/* Write to path the OCI process for `exec --process`: the container's own
+ * (process of bundle/config.json: env, user, cwd, capabilities, ...) with
+ * args replaced, terminal set as given, and with a terminal of a known size
+ * (width and height > 0) its consoleSize, so the pty has that size before
+ * the command starts. */
+int oci_exec_process_write(const char *bundle, const char *const *args, bool terminal, unsigned width,
+                           unsigned height, const char *path, cr_err **err);
 /* A pidfd of the runtime, readable once it exited (-1 without pidfd
  * support); owned by p. */
 int oci_exec_pidfd(const oci_exec_proc *p);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "lib/cleanup.h"
@@ -1101,6 +1102,66 @@ fail:
     free(argv);
     oci_exec_free(p);
     return -1;
+}
+
+int oci_exec_process_write(const char *bundle, const char *const *args, bool terminal, unsigned width,
+                           unsigned height, const char *path, cr_err **err)
+{
+    if (!args || !args[0] || !args[0][0])
+        return cr_err_set(err, CR_INVALID_ARGUMENT, "exec process: no command");
+    _cleanup_free_ char *cfg_path = NULL;
+    if (asprintf(&cfg_path, "%s/config.json", bundle) < 0)
+        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
+    _cleanup_free_ char *text = cr_read_file(cfg_path, NULL, err);
+    if (!text)
+        return cr_err_prefix(err, "exec process");
+    char ebuf[128] = "";
+    yajl_val root = yajl_tree_parse(text, ebuf, sizeof(ebuf));
+    const char *k_proc[] = { "process", NULL };
+    yajl_val proc = root ? yajl_tree_get(root, k_proc, yajl_t_object) : NULL;
+    if (!proc) {
+        if (root)
+            yajl_tree_free(root);
+        return cr_err_set(err, CR_INTERNAL, "exec process: %s has no process object%s%s", cfg_path,
+                          ebuf[0] ? ": " : "", ebuf);
+    }
+    oci_jw w = { .g = yajl_gen_alloc(NULL) };
+    if (!w.g) {
+        yajl_tree_free(root);
+        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    oci_jw_map(&w);
+    for (size_t i = 0; i < proc->u.object.len; i++) {
+        const char *k = proc->u.object.keys[i];
+        if (!strcmp(k, "args") || !strcmp(k, "terminal") || !strcmp(k, "consoleSize") || !strcmp(k, "commandLine"))
+            continue;
+        oci_jw_str(&w, k);
+        oci_jw_tree(&w, proc->u.object.values[i]);
+    }
+    oci_jw_str(&w, "args");
+    oci_jw_arr(&w);
+    for (const char *const *a = args; *a; a++)
+        oci_jw_str(&w, *a);
+    oci_jw_arr_end(&w);
+    oci_jw_kbool(&w, "terminal", terminal);
+    if (terminal && width > 0 && height > 0) {
+        oci_jw_str(&w, "consoleSize");
+        oci_jw_map(&w);
+        oci_jw_kint(&w, "height", height);
+        oci_jw_kint(&w, "width", width);
+        oci_jw_map_end(&w);
+    }
+    oci_jw_map_end(&w);
+    yajl_tree_free(root);
+    const unsigned char *buf;
+    size_t len;
+    int r;
+    if (w.bad || yajl_gen_get_buf(w.g, &buf, &len) != yajl_gen_status_ok)
+        r = cr_err_set(err, CR_INTERNAL, "exec process: JSON generation failed");
+    else
+        r = cr_write_file_atomic(path, (const char *)buf, len, 0600, err);
+    yajl_gen_free(w.g);
+    return r;
 }
 
 int oci_exec_pidfd(const oci_exec_proc *p) { return p ? p->pidfd : -1; }

@@ -202,6 +202,7 @@ typedef struct srv_monitor_req {
      * state dir.  The monitor waits for its first attach client before it
      * runs anything: *attach_fd gets that connection, made here. */
     const char *const *exec_args;
+    const char *exec_process;  /* or an OCI process JSON file (exec --process) */
     int *attach_fd;
 } srv_monitor_req;
 /* The created (not yet started) container's pid in *pid (exec mode: the

@@ -86,7 +86,7 @@ int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr
     _cleanup_free_ char *mon = monitor_binary(d);
     if (!mon)
         return cr_err_set(err, CR_FAILED_PRECONDITION, "crisp-monitor not found (%s)", d->cfg->monitor_path);
-    bool exec = m->exec_args != NULL;
+    bool exec = m->exec_args != NULL || m->exec_process != NULL;
     _cleanup_free_ char *exits = exec ? strdup(m->state_dir) : srv_pathf("%s/exits", d->cfg->runroot);
     size_t n_exec = 0;
     for (const char *const *a = m->exec_args; a && *a; a++)
@@ -120,7 +120,10 @@ int srv_monitor_launch(srv_daemon *d, const srv_monitor_req *m, int *pid_out, cr
         argv[n++] = "--stdin";
     if (m->stdin_once)
         argv[n++] = "--stdin-once";
-    if (exec) {
+    if (m->exec_process) {
+        argv[n++] = "--exec-process";
+        argv[n++] = m->exec_process;
+    } else if (exec) {
         argv[n++] = "--";
         for (const char *const *a = m->exec_args; *a; a++)
             argv[n++] = *a;

@@ -56,6 +56,7 @@ typedef struct sess {
 
     /* SESS_EXEC_TTY, SESS_ATTACH: the monitor */
     char *state_dir;         /* exec: ours, removed at release */
+    char *process_file;      /* exec: the process JSON beside it */
     int sock;                /* attach socket */
     int ctl;                 /* ctl fifo, for resizes (and kill) */
     bool close_stdin_on_eof; /* exec, or a stdin_once container */
@@ -190,6 +191,10 @@ static void sess_free(sess *s)
         cr_remove_tree(s->state_dir, NULL);
         free(s->state_dir);
     }
+    if (s->process_file) {
+        unlink(s->process_file);
+        free(s->process_file);
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->done_cond);
     free(s);
@@ -288,8 +293,8 @@ static int open_ctl(const char *dir)
 
 /* ---- the backend ---- */
 
-static int start_exec_tty(srv_daemon *d, srv_container *c, const oci_runtime *rt, const st_request *req, sess *s,
-                          cr_err **err)
+static int start_exec_tty(srv_daemon *d, srv_container *c, const oci_runtime *rt, const st_request *req,
+                          const st_proc *p, sess *s, cr_err **err)
 {
     char rnd[65];
     if (cr_random_id(rnd) < 0)
@@ -297,11 +302,20 @@ static int start_exec_tty(srv_daemon *d, srv_container *c, const oci_runtime *rt
     rnd[32] = '\0';
     s->state_dir = srv_pathf("%s/exec/%s", d->cfg->runroot, rnd);
     _cleanup_free_ char *bundle = srv_container_bundle(d, c->id);
-    if (!s->state_dir || !bundle)
+    _cleanup_free_ char *process = srv_pathf("%s/exec/%s.process.json", d->cfg->runroot, rnd);
+    if (!s->state_dir || !bundle || !process)
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
+    /* The container's process with this command and, when the client told
+     * it already, the terminal's size: the pty has it before the command
+     * starts (runc; crun 1.8 ignores it and gets the resize after). */
+    if (cr_mkdir_p(s->state_dir, 0700, err) < 0 ||
+        oci_exec_process_write(bundle, (const char *const *)req->cmd, true, p->width, p->height, process, err) < 0)
+        return cr_err_prefix(err, "exec in %s", c->id);
+    s->process_file = process;
+    process = NULL;
     srv_monitor_req m = {
         .id = c->id, .name = c->name, .bundle = bundle, .rt = rt, .state_dir = s->state_dir, .tty = true,
-        .stdin_ = req->want_stdin, .stdin_once = req->want_stdin, .exec_args = (const char *const *)req->cmd,
+        .stdin_ = req->want_stdin, .stdin_once = req->want_stdin, .exec_process = s->process_file,
         .attach_fd = &s->sock,
     };
     int pid = 0;
@@ -364,7 +378,7 @@ static int be_start(void *ctx, const st_request *req, st_proc *p, cr_err **err)
             goto out;
         p->exit_fd = oci_exec_pidfd(s->proc);
     } else {
-        if ((kind == SESS_EXEC_TTY ? start_exec_tty(d, c, &rt, req, s, err) : start_attach(d, c, s, err)) < 0 ||
+        if ((kind == SESS_EXEC_TTY ? start_exec_tty(d, c, &rt, req, p, s, err) : start_attach(d, c, s, err)) < 0 ||
             relay_start(s, req, p, err) < 0) {
             if (kind == SESS_EXEC_TTY && s->sock >= 0) {
                 ctl_write(s, MON_CTL_KILL "\n", sizeof(MON_CTL_KILL));

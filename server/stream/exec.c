@@ -200,6 +200,10 @@ static void exec_start(st_sess *s, exec_app *a)
 {
     cr_err *e = NULL;
     a->proc = (st_proc){ .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .exit_fd = -1 };
+    if (a->have_size && a->req->tty) {
+        a->proc.width = a->width;
+        a->proc.height = a->height;
+    }
     int r = a->srv->be.start(a->srv->be.ctx, a->req, &a->proc, &e);
     if (r < 0) {
         a->start_failed = true;

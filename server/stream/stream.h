@@ -52,6 +52,8 @@ typedef struct st_proc {
     int stderr_fd;    /* read until EOF; -1: none (always with a tty) */
     int exit_fd;      /* optional: readable once the process has exited (a
                        * pidfd), so wait() need not block; -1: none */
+    unsigned short width, height; /* in, for start(): the terminal size the
+                       * client sent before the start (tty), 0: none yet */
     void *priv;
 } st_proc;
 
