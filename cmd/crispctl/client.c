@@ -540,6 +540,64 @@ Runtime__V1__ExecSyncResponse *cc_exec_sync(cc_conn *c, const char *id, const ch
     return (Runtime__V1__ExecSyncResponse *)m;
 }
 
+/* The URL of a streaming response (Exec, Attach and PortForward responses
+ * all carry just a url), copied; NULL with *err when the server gave none. */
+static char *take_url(ProtobufCMessage *m, const char *what, char *url, const char *id, cr_err **err)
+{
+    if (!m)
+        return NULL;
+    char *u = NULL;
+    if (!url || !*url)
+        cr_err_set(err, CR_INTERNAL, "%s %s: the server returned no streaming URL", what, id);
+    else if (!(u = strdup(url)))
+        cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
+    protobuf_c_message_free_unpacked(m, NULL);
+    return u;
+}
+
+char *cc_exec(cc_conn *c, const char *id, const char *const *cmd, bool tty, bool stdin_, bool stdout_,
+              bool stderr_, cr_err **err)
+{
+    Runtime__V1__ExecRequest req = RUNTIME__V1__EXEC_REQUEST__INIT;
+    req.container_id = (char *)id;
+    size_t n = 0;
+    while (cmd && cmd[n])
+        n++;
+    req.n_cmd = n;
+    req.cmd = (char **)cmd;
+    req.tty = tty;
+    req.stdin = stdin_;
+    req.stdout = stdout_;
+    req.stderr = stderr_;
+    Runtime__V1__ExecResponse *r = (Runtime__V1__ExecResponse *)unary(
+        c, CC_RUNTIME "Exec", &req.base, &runtime__v1__exec_response__descriptor, err);
+    return take_url((ProtobufCMessage *)r, "exec in container", r ? r->url : NULL, id, err);
+}
+
+char *cc_attach(cc_conn *c, const char *id, bool tty, bool stdin_, bool stdout_, bool stderr_, cr_err **err)
+{
+    Runtime__V1__AttachRequest req = RUNTIME__V1__ATTACH_REQUEST__INIT;
+    req.container_id = (char *)id;
+    req.tty = tty;
+    req.stdin = stdin_;
+    req.stdout = stdout_;
+    req.stderr = stderr_;
+    Runtime__V1__AttachResponse *r = (Runtime__V1__AttachResponse *)unary(
+        c, CC_RUNTIME "Attach", &req.base, &runtime__v1__attach_response__descriptor, err);
+    return take_url((ProtobufCMessage *)r, "attach to container", r ? r->url : NULL, id, err);
+}
+
+char *cc_port_forward(cc_conn *c, const char *pod_id, const int32_t *ports, size_t n_ports, cr_err **err)
+{
+    Runtime__V1__PortForwardRequest req = RUNTIME__V1__PORT_FORWARD_REQUEST__INIT;
+    req.pod_sandbox_id = (char *)pod_id;
+    req.n_port = n_ports;
+    req.port = (int32_t *)ports;
+    Runtime__V1__PortForwardResponse *r = (Runtime__V1__PortForwardResponse *)unary(
+        c, CC_RUNTIME "PortForward", &req.base, &runtime__v1__port_forward_response__descriptor, err);
+    return take_url((ProtobufCMessage *)r, "port-forward to pod sandbox", r ? r->url : NULL, pod_id, err);
+}
+
 int cc_update_container_resources(cc_conn *c, const char *id,
                                   const Runtime__V1__LinuxContainerResources *resources, cr_err **err)
 {

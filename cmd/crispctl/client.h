@@ -4,6 +4,7 @@
 #ifndef CRISP_CLIENT_H
 #define CRISP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
@@ -91,6 +92,14 @@ Runtime__V1__ListContainersResponse *cc_list_containers(cc_conn *c, const Runtim
  * that ran returns its response whatever its exit code. */
 Runtime__V1__ExecSyncResponse *cc_exec_sync(cc_conn *c, const char *id, const char *const *cmd,
                                             int64_t timeout_s, cr_err **err);
+/* Streaming: each returns the URL (heap string, free()) the server's
+ * streaming endpoint answers on, for st_client_exec / st_client_portforward
+ * (server/stream/client.h); the URL's token is good for one session.
+ * cmd: NULL-terminated argv. */
+char *cc_exec(cc_conn *c, const char *id, const char *const *cmd, bool tty, bool stdin_, bool stdout_,
+              bool stderr_, cr_err **err);
+char *cc_attach(cc_conn *c, const char *id, bool tty, bool stdin_, bool stdout_, bool stderr_, cr_err **err);
+char *cc_port_forward(cc_conn *c, const char *pod_id, const int32_t *ports, size_t n_ports, cr_err **err);
 int cc_update_container_resources(cc_conn *c, const char *id,
                                   const Runtime__V1__LinuxContainerResources *resources, cr_err **err);
 int cc_reopen_container_log(cc_conn *c, const char *id, cr_err **err);

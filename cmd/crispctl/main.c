@@ -1,15 +1,24 @@
 /* crispctl: a small crictl-style client for nodes without crictl.  Command
  * names and flags follow crictl where they overlap. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
 #include <regex.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -19,6 +28,7 @@
 #include "lib/fs.h"
 #include "logs.h"
 #include "pbjson.h"
+#include "server/stream/client.h"
 
 typedef struct command {
     const char *name;
@@ -1202,34 +1212,518 @@ static int cmd_logs(cc_conn *c, int argc, char **argv)
     return 0;
 }
 
-static int cmd_exec(cc_conn *c, int argc, char **argv)
+/* ---- exec, attach, port-forward (streaming) ---- */
+
+static bool parse_transport(const char *cmd, const char *s, st_transport *t)
+{
+    if (!strcmp(s, "spdy"))
+        *t = ST_TRANSPORT_SPDY;
+    else if (!strcmp(s, "websocket"))
+        *t = ST_TRANSPORT_WEBSOCKET;
+    else {
+        fprintf(stderr, "crispctl: %s: --transport %s: expected spdy or websocket\n", cmd, s);
+        return false;
+    }
+    return true;
+}
+
+/* The local terminal during a -t session.  Signal handlers need it, so it
+ * lives here rather than on a stack: raw_fd >= 0 while stdin is in raw mode
+ * (saved_termios restores it), winch_wr is the write end of the resize pipe
+ * a SIGWINCH handler feeds, size_fd the terminal the size is read from. */
+static struct termios saved_termios;
+static volatile sig_atomic_t raw_fd = -1;
+static volatile sig_atomic_t winch_wr = -1;
+static volatile sig_atomic_t size_fd = -1;
+
+static const int fatal_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+static void restore_terminal(void)
+{
+    int fd = raw_fd;
+    if (fd >= 0) {
+        tcsetattr(fd, TCSANOW, &saved_termios);
+        raw_fd = -1;
+    }
+}
+
+/* A signal that ends crispctl while the terminal is raw (in raw mode ^C is
+ * sent to the remote; these come from elsewhere): put the terminal back,
+ * then die of the signal as if there were no handler. */
+static void on_fatal_signal(int sig)
+{
+    int saved = errno;
+    restore_terminal();
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered when the handler returns: the signal is blocked in it */
+    errno = saved;
+}
+
+static bool terminal_size(int fd, st_winsize *ws)
+{
+    struct winsize w;
+    if (fd < 0 || ioctl(fd, TIOCGWINSZ, &w) < 0 || !w.ws_col || !w.ws_row)
+        return false;
+    ws->width = w.ws_col;
+    ws->height = w.ws_row;
+    return true;
+}
+
+static void on_winch(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    st_winsize ws;
+    if (winch_wr >= 0 && terminal_size(size_fd, &ws))
+        (void)!write(winch_wr, &ws, sizeof(ws)); /* one atomic record; dropped if the pipe is full */
+    errno = saved;
+}
+
+/* What a -t session changed locally, undone by tty_session_end. */
+typedef struct tty_session {
+    int winch_pipe[2];
+    bool handlers;
+    struct sigaction old_winch, old_fatal[sizeof(fatal_signals) / sizeof(fatal_signals[0])];
+} tty_session;
+
+/* Set up the local side of a tty session: the initial size and the resize
+ * pipe (when stdout or stdin is a terminal) and, with raw (-i and stdin is
+ * a terminal), raw mode on stdin.  Failures leave the session without
+ * resizes or raw mode, never fail it. */
+static void tty_session_begin(tty_session *t, st_exec_opts *o, bool raw)
+{
+    memset(t, 0, sizeof(*t));
+    t->winch_pipe[0] = t->winch_pipe[1] = -1;
+    size_fd = isatty(STDOUT_FILENO) ? STDOUT_FILENO : isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
+    struct sigaction sa = { .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    if (size_fd >= 0 && pipe2(t->winch_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+        winch_wr = t->winch_pipe[1];
+        sa.sa_handler = on_winch;
+        sigaction(SIGWINCH, &sa, &t->old_winch);
+        o->resize_fd = t->winch_pipe[0];
+    }
+    st_winsize ws;
+    if (terminal_size(size_fd, &ws)) { /* after the handler: a change from now on is not lost */
+        o->width = ws.width;
+        o->height = ws.height;
+    }
+    if (!raw || !isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+        return;
+    t->handlers = true;
+    sa.sa_handler = on_fatal_signal;
+    for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
+        sigaction(fatal_signals[i], &sa, &t->old_fatal[i]);
+    struct termios rawt = saved_termios;
+    cfmakeraw(&rawt);
+    raw_fd = STDIN_FILENO;
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &rawt) < 0)
+        raw_fd = -1;
+}
+
+static void tty_session_end(tty_session *t)
+{
+    restore_terminal();
+    if (t->handlers) {
+        for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
+            sigaction(fatal_signals[i], &t->old_fatal[i], NULL);
+    }
+    if (t->winch_pipe[1] >= 0) {
+        sigaction(SIGWINCH, &t->old_winch, NULL);
+        winch_wr = -1;
+        close(t->winch_pipe[0]);
+        close(t->winch_pipe[1]);
+    }
+    size_fd = -1;
+}
+
+/* Run an exec or attach session on url with crispctl's stdio: 0..255 (the
+ * remote exit code, as kubectl and crictl exit), or 1 after saying why the
+ * session failed. */
+static int stream_session(const char *what, const char *url, st_transport transport, bool tty, bool in)
+{
+    st_exec_opts o;
+    st_exec_opts_init(&o);
+    o.transport = transport;
+    o.tty = tty;
+    o.stdin_fd = in ? STDIN_FILENO : -1;
+    o.stdout_fd = STDOUT_FILENO;
+    o.stderr_fd = tty ? -1 : STDERR_FILENO;
+    fflush(stdout);
+    tty_session t = { .winch_pipe = { -1, -1 } };
+    if (tty)
+        tty_session_begin(&t, &o, in);
+    /* SIGWINCH is blocked in this thread for the session: st_client_exec's
+     * connect and handshake take an interrupted poll() for a timeout.  The
+     * handler still runs, on one of gRPC's threads (they exist from
+     * cc_connect on and leave it unblocked); a record it writes is read by
+     * the session loop here. */
+    sigset_t winch, old_mask;
+    sigemptyset(&winch);
+    sigaddset(&winch, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &winch, &old_mask);
+    int code = 0;
+    cr_err *err = NULL;
+    int rc = st_client_exec(url, &o, &code, &err);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (tty)
+        tty_session_end(&t);
+    if (rc < 0) {
+        fail(what, err);
+        cr_err_free(err);
+        return 1;
+    }
+    return code >= 0 && code < 256 ? code : 255;
+}
+
+static int cmd_exec_stream(cc_conn *c, const char *id, char **cmd, bool tty, bool in, st_transport transport)
+{
+    _cleanup_err_ cr_err *err = NULL;
+    _cleanup_free_ char *url = cc_exec(c, id, (const char *const *)cmd, tty, in, true, !tty, &err);
+    if (!url)
+        return fail("exec", err);
+    return stream_session("exec", url, transport, tty, in);
+}
+
+static int cmd_attach(cc_conn *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "sync", no_argument, NULL, 's' }, { "timeout", required_argument, NULL, 'T' },
-        { "interactive", no_argument, NULL, 'i' }, { "tty", no_argument, NULL, 't' }, { 0 },
+        { "interactive", no_argument, NULL, 'i' }, { "tty", no_argument, NULL, 't' },
+        { "transport", required_argument, NULL, 'r' }, { 0 },
     };
-    bool sync = false;
-    int64_t timeout = 0;
+    bool in = false, tty = false;
+    st_transport transport = ST_TRANSPORT_SPDY;
     int o;
-    /* "+": options end at the container id, the command's own go to it */
-    FOR_EACH_OPT(o, argc, argv, "+sit", opts) {
+    FOR_EACH_OPT(o, argc, argv, "itr:", opts) {
         switch (o) {
-        case 's': sync = true; break;
-        case 'i': case 't': break;
-        case 'T':
-            if (!parse_i64(optarg, &timeout) || timeout < 0)
-                return bad_number("exec", "--timeout", optarg);
+        case 'i': in = true; break;
+        case 't': tty = true; break;
+        case 'r':
+            if (!parse_transport("attach", optarg, &transport))
+                return 2;
+            break;
+        default: return 2;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "usage: crispctl attach [-i] [-t] [--transport spdy|websocket] CONTAINER-ID\n");
+        return 2;
+    }
+    _cleanup_err_ cr_err *err = NULL;
+    /* As crictl: the container's tty setting is what -t says. */
+    _cleanup_free_ char *url = cc_attach(c, argv[optind], tty, in, true, !tty, &err);
+    if (!url)
+        return fail("attach", err);
+    return stream_session("attach", url, transport, tty, in);
+}
+
+/* port-forward: one listener per LOCAL:REMOTE pair, one PortForward RPC
+ * (its token is good for one session) and one thread per connection. */
+typedef struct pf_ctx {
+    cc_conn *c;
+    const char *pod_id;
+    st_transport transport;
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int in_rpc; /* threads inside a PortForward RPC: cc_close waits for them */
+    int refs;   /* the command and each connection thread: the last one frees */
+} pf_ctx;
+
+static void pf_ctx_unref(pf_ctx *x)
+{
+    pthread_mutex_lock(&x->mu);
+    bool last = --x->refs == 0;
+    pthread_mutex_unlock(&x->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->idle);
+    free(x);
+}
+
+typedef struct pf_conn {
+    pf_ctx *ctx;
+    int fd;
+    int32_t port;
+} pf_conn;
+
+/* The write end of port-forward's stop pipe, for its signal handler. */
+static volatile sig_atomic_t stop_wr = -1;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (stop_wr >= 0)
+        (void)!write(stop_wr, "x", 1);
+    errno = saved;
+}
+
+static void *pf_serve(void *arg)
+{
+    pf_conn *k = arg;
+    pf_ctx *x = k->ctx;
+    cr_err *err = NULL;
+    char *url = cc_port_forward(x->c, x->pod_id, &k->port, 1, &err);
+    pthread_mutex_lock(&x->mu);
+    if (--x->in_rpc == 0)
+        pthread_cond_broadcast(&x->idle);
+    pthread_mutex_unlock(&x->mu);
+    if (!url || st_client_portforward(url, k->port, k->fd, x->transport, &err) < 0) {
+        fprintf(stderr, "crispctl: port-forward: a connection to port %d: %s (%s)\n", k->port,
+                err ? err->msg : "failed", cr_code_name(err ? err->code : CR_UNKNOWN));
+    }
+    close(k->fd);
+    free(url);
+    cr_err_free(err);
+    free(k);
+    pf_ctx_unref(x);
+    return NULL;
+}
+
+/* "[LOCAL:]REMOTE": LOCAL 0 or empty (":REMOTE") picks a free port, no
+ * LOCAL is REMOTE. */
+static bool parse_port_pair(const char *s, int *local, int32_t *remote)
+{
+    const char *colon = strchr(s, ':');
+    int64_t l = -1, r;
+    if (colon) {
+        _cleanup_free_ char *ls = strndup(s, (size_t)(colon - s));
+        if (!ls || (*ls && !parse_i64(ls, &l)))
+            return false;
+        if (!*ls)
+            l = 0;
+    }
+    if (!parse_i64(colon ? colon + 1 : s, &r) || r < 1 || r > 65535)
+        return false;
+    if (!colon)
+        l = r;
+    if (l < 0 || l > 65535)
+        return false;
+    *local = (int)l;
+    *remote = (int32_t)r;
+    return true;
+}
+
+/* A listening socket on address:port (port 0: any free one); -1 after
+ * saying why. */
+static int pf_listen(const char *address, int port, char *shown, size_t shown_len)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai = NULL;
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%d", port);
+    int gr = getaddrinfo(address, ps, &hints, &ai);
+    if (gr != 0) {
+        fprintf(stderr, "crispctl: port-forward: --address %s: %s\n", address, gai_strerror(gr));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+        fprintf(stderr, "crispctl: port-forward: listen on %s port %d: %s\n", address, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(shown, shown_len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+    return fd;
+}
+
+static int cmd_port_forward(cc_conn *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "address", required_argument, NULL, 'a' }, { "transport", required_argument, NULL, 'r' }, { 0 },
+    };
+    const char *address = "127.0.0.1";
+    st_transport transport = ST_TRANSPORT_SPDY;
+    int o;
+    FOR_EACH_OPT(o, argc, argv, "r:", opts) {
+        switch (o) {
+        case 'a': address = optarg; break;
+        case 'r':
+            if (!parse_transport("port-forward", optarg, &transport))
+                return 2;
             break;
         default: return 2;
         }
     }
     if (optind + 2 > argc) {
-        fprintf(stderr, "usage: crispctl exec -s [--timeout SECONDS] CONTAINER-ID COMMAND [ARG...]\n");
+        fprintf(stderr, "usage: crispctl port-forward [--address ADDR] [--transport spdy|websocket] "
+                        "POD-ID [LOCAL:]REMOTE...\n");
+        return 2;
+    }
+    const char *pod_id = argv[optind];
+    size_t n = (size_t)(argc - optind - 1);
+    int local[n];
+    int32_t remote[n];
+    for (size_t i = 0; i < n; i++) {
+        if (!parse_port_pair(argv[optind + 1 + i], &local[i], &remote[i])) {
+            fprintf(stderr, "crispctl: port-forward: %s: expected [LOCAL:]REMOTE (ports 1-65535, LOCAL 0: any)\n",
+                    argv[optind + 1 + i]);
+            return 2;
+        }
+    }
+    /* The pod must exist and support port forwarding before we listen (this
+     * token goes unused: each connection gets its own). */
+    _cleanup_err_ cr_err *err = NULL;
+    _cleanup_free_ char *probe = cc_port_forward(c, pod_id, remote, n, &err);
+    if (!probe)
+        return fail("port-forward", err);
+
+    /* SIGINT and SIGTERM end it.  gRPC's threads already run with them
+     * unblocked, so a handler (process-wide) rather than a signalfd: it
+     * wakes the poll below through a pipe. */
+    struct pollfd pfd[n + 1];
+    int rc = 0, stop_pipe[2] = { -1, -1 };
+    struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART }, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        fprintf(stderr, "crispctl: port-forward: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    stop_wr = stop_pipe[1];
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    pfd[0] = (struct pollfd){ .fd = stop_pipe[0], .events = POLLIN };
+    size_t opened = 0;
+    for (size_t i = 0; i < n && rc == 0; i++, opened++) {
+        char shown[NI_MAXHOST + NI_MAXSERV + 4];
+        pfd[i + 1] = (struct pollfd){ .fd = pf_listen(address, local[i], shown, sizeof(shown)), .events = POLLIN };
+        if (pfd[i + 1].fd < 0) {
+            rc = 1;
+            break;
+        }
+        printf("Forwarding from %s -> %d\n", shown, remote[i]);
+    }
+    fflush(stdout);
+    pf_ctx *x = calloc(1, sizeof(*x));
+    if (!x) {
+        fprintf(stderr, "crispctl: port-forward: out of memory\n");
+        rc = 1;
+    } else {
+        *x = (pf_ctx){ .c = c, .pod_id = pod_id, .transport = transport, .refs = 1 };
+        pthread_mutex_init(&x->mu, NULL);
+        pthread_cond_init(&x->idle, NULL);
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    while (rc == 0) {
+        if (poll(pfd, n + 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "crispctl: port-forward: poll: %s\n", strerror(errno));
+            rc = 1;
+            break;
+        }
+        if (pfd[0].revents)
+            break; /* SIGINT or SIGTERM */
+        for (size_t i = 0; i < n; i++) {
+            if (!(pfd[i + 1].revents & POLLIN))
+                continue;
+            /* non-blocking: a slow local reader must not stall the session loop */
+            int fd = accept4(pfd[i + 1].fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0) {
+                if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+                    fprintf(stderr, "crispctl: port-forward: accept on port %d: %s\n", local[i], strerror(errno));
+                continue;
+            }
+            printf("Handling connection for %d\n", remote[i]);
+            fflush(stdout);
+            pf_conn *k = malloc(sizeof(*k));
+            pthread_t th;
+            if (k) {
+                *k = (pf_conn){ .ctx = x, .fd = fd, .port = remote[i] };
+                pthread_mutex_lock(&x->mu);
+                x->in_rpc++;
+                x->refs++;
+                pthread_mutex_unlock(&x->mu);
+            }
+            int e = k ? pthread_create(&th, &attr, pf_serve, k) : ENOMEM;
+            if (e) {
+                fprintf(stderr, "crispctl: port-forward: a connection to port %d: %s\n", remote[i], strerror(e));
+                if (k) {
+                    pthread_mutex_lock(&x->mu);
+                    x->in_rpc--;
+                    x->refs--;
+                    pthread_mutex_unlock(&x->mu);
+                }
+                free(k);
+                close(fd);
+            }
+        }
+    }
+    for (size_t i = 0; i < opened; i++)
+        close(pfd[i + 1].fd);
+    /* A second signal, while an RPC in flight is awaited, kills as usual. */
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    stop_wr = -1;
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    /* Sessions still running are cut when crispctl exits; an RPC in flight
+     * must end first (the caller closes the gRPC channel). */
+    if (x) {
+        pthread_mutex_lock(&x->mu);
+        while (x->in_rpc > 0)
+            pthread_cond_wait(&x->idle, &x->mu);
+        pthread_mutex_unlock(&x->mu);
+        pf_ctx_unref(x);
+    }
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+static int cmd_exec(cc_conn *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "sync", no_argument, NULL, 's' }, { "timeout", required_argument, NULL, 'T' },
+        { "interactive", no_argument, NULL, 'i' }, { "tty", no_argument, NULL, 't' },
+        { "transport", required_argument, NULL, 'r' }, { 0 },
+    };
+    bool sync = false, in = false, tty = false, have_timeout = false;
+    int64_t timeout = 0;
+    st_transport transport = ST_TRANSPORT_SPDY;
+    int o;
+    /* "+": options end at the container id, the command's own go to it */
+    FOR_EACH_OPT(o, argc, argv, "+sitr:", opts) {
+        switch (o) {
+        case 's': sync = true; break;
+        case 'i': in = true; break;
+        case 't': tty = true; break;
+        case 'r':
+            if (!parse_transport("exec", optarg, &transport))
+                return 2;
+            break;
+        case 'T':
+            if (!parse_i64(optarg, &timeout) || timeout < 0)
+                return bad_number("exec", "--timeout", optarg);
+            have_timeout = true;
+            break;
+        default: return 2;
+        }
+    }
+    if (optind + 2 > argc) {
+        fprintf(stderr, "usage: crispctl exec [-i] [-t] [--transport spdy|websocket] CONTAINER-ID COMMAND [ARG...]\n"
+                        "       crispctl exec -s [--timeout SECONDS] CONTAINER-ID COMMAND [ARG...]\n");
         return 2;
     }
     if (!sync) {
-        fprintf(stderr, "crispctl: exec without -s (streaming) is not available yet; use -s\n");
-        return 2;
+        if (have_timeout) {
+            fprintf(stderr, "crispctl: exec: --timeout applies to exec -s only\n");
+            return 2;
+        }
+        return cmd_exec_stream(c, argv[optind], argv + optind + 1, tty, in, transport);
     }
     _cleanup_err_ cr_err *err = NULL;
     Runtime__V1__ExecSyncResponse *r =
@@ -1627,7 +2121,9 @@ static const command commands[] = {
     { "ps", cmd_ps, "list containers: ps [-a] [--id ID] [--pod POD] [--state created|running|exited|unknown] [--label k=v]... [--name REGEX] [--namespace REGEX] [-l|--latest] [-n|--last N] [-q] [-o json|table] [--no-trunc]" },
     { "inspect", cmd_inspect, "container status with its info, as JSON: inspect [-o json] [-q] CONTAINER-ID..." },
     { "logs", cmd_logs, "a container's log: logs [-f] [--tail N] [-t|--timestamps] [--since TIME] CONTAINER-ID" },
-    { "exec", cmd_exec, "run a command in a container: exec -s [--timeout SECONDS] CONTAINER-ID COMMAND [ARG...]" },
+    { "exec", cmd_exec, "run a command in a container: exec [-i] [-t] [--transport spdy|websocket] CONTAINER-ID COMMAND [ARG...] | exec -s [--timeout SECONDS] CONTAINER-ID COMMAND [ARG...]" },
+    { "attach", cmd_attach, "attach to a running container's stdio: attach [-i] [-t] [--transport spdy|websocket] CONTAINER-ID" },
+    { "port-forward", cmd_port_forward, "forward local ports to a pod: port-forward [--address ADDR (127.0.0.1)] [--transport spdy|websocket] POD-ID [LOCAL:]REMOTE..." },
     { "stop", cmd_stop, "stop containers: stop [--timeout SECONDS (10)] CONTAINER-ID... | stop -a" },
     { "rm", cmd_rm, "remove containers: rm [-f] CONTAINER-ID... | rm [-f] -a" },
     { "update", cmd_update, "update resources: update [--cpu-shares N] [--cpu-quota N] [--cpu-period N] [--cpuset-cpus S] [--cpuset-mems S] [--memory BYTES] [--oom-score-adj N] CONTAINER-ID..." },

@@ -103,6 +103,24 @@ static int parse_url(const char *url, url_parts *u, cr_err **err)
     return 0;
 }
 
+/* poll one fd until deadline (monotonic ms) or at most cap_ms (0: no cap);
+ * a signal handled meanwhile (SIGWINCH in an interactive client) is not a
+ * timeout.  poll's result: 0 when the time ran out. */
+static int poll_until(struct pollfd *p, int64_t deadline, int cap_ms)
+{
+    for (;;) {
+        int64_t left = deadline - st_now_ms();
+        if (left <= 0)
+            return 0;
+        if (cap_ms > 0 && left > cap_ms)
+            left = cap_ms;
+        int r = poll(p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r;
+    }
+}
+
 static int dial(const url_parts *u, int timeout_ms, cr_err **err)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
@@ -125,7 +143,7 @@ static int dial(const url_parts *u, int timeout_ms, cr_err **err)
         struct pollfd p = { .fd = fd, .events = POLLOUT };
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
-        if (poll(&p, 1, timeout_ms) <= 0) {
+        if (poll_until(&p, st_now_ms() + timeout_ms, 0) <= 0) {
             last = ETIMEDOUT;
         } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
             last = soerr ? soerr : errno;
@@ -156,9 +174,8 @@ static int write_all(int fd, const void *p, size_t n, int64_t deadline)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            int64_t left = deadline - st_now_ms();
             struct pollfd pf = { .fd = fd, .events = POLLOUT };
-            if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+            if (poll_until(&pf, deadline, 0) <= 0)
                 return -1;
             continue;
         }
@@ -248,9 +265,8 @@ static int upgrade(const char *url, bool ws, const char *const *offer, const cha
             if (r > 0)
                 break;
         }
-        int64_t left = deadline - st_now_ms();
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+        if (poll_until(&p, deadline, 0) <= 0) {
             cr_err_set(err, CR_DEADLINE_EXCEEDED, "stream %s: no answer to the upgrade request", url);
             st_buf_free(&in);
             goto out;
@@ -273,9 +289,8 @@ static int upgrade(const char *url, bool ws, const char *const *offer, const cha
         if (want > 4096)
             want = 4096;
         while (in.len < want) {
-            int64_t left = deadline - st_now_ms();
             struct pollfd p = { .fd = fd, .events = POLLIN };
-            if (left <= 0 || poll(&p, 1, (int)(left < 2000 ? left : 2000)) <= 0)
+            if (poll_until(&p, deadline, 2000) <= 0)
                 break;
             uint8_t *t = st_buf_reserve(&in, 4096);
             ssize_t n = t ? recv(fd, t, 4096, 0) : -1;
