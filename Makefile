@@ -156,11 +156,15 @@ $(B)/bench-containers: test/bench/bench_containers.c $(CLIENT_A) $(PROTO_O) $(LI
 $(B)/bench-stats: test/bench/bench_stats.c test/bench/bench.h $(CLIENT_A) $(PROTO_O) $(LIB_A)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIENT_A) $(PROTO_O) $(LIB_A) $(LDLIBS)
 
-bench: all $(B)/mkimage $(B)/bench-pods $(B)/bench-containers $(B)/bench-stats
+$(B)/bench-exec: test/bench/bench_exec.c test/bench/bench.h $(CLIENT_A) $(STREAM_A) $(PROTO_O) $(LIB_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CLIENT_A) $(STREAM_A) $(PROTO_O) $(LIB_A) $(LDLIBS)
+
+bench: all $(B)/mkimage $(B)/bench-pods $(B)/bench-containers $(B)/bench-stats $(B)/bench-exec
 	bash test/bench/pull.sh
 	bash test/bench/pods.sh
 	B=$(B) bash test/bench/containers.sh
 	B=$(B) bash test/bench/stats.sh
+	B=$(B) bash test/bench/exec.sh
 
 run: deps all
 	exec $(B)/crispd $(CRISPD_FLAGS)

@@ -874,8 +874,8 @@ static char **merged_env(const char *bundle, const char *const *env, const char 
     return out;
 }
 
-int oci_exec_sync(const oci_runtime *rt, const char *id, const char *const *args, const char *const *env,
-                  int timeout_s, size_t cap, oci_exec_result *res, cr_err **err)
+static int exec_sync(const oci_runtime *rt, const char *id, const char *const *args, const char *const *env,
+                     int timeout_s, size_t cap, bool known_running, oci_exec_result *res, cr_err **err)
 {
     if (res)
         memset(res, 0, sizeof(*res));
@@ -900,11 +900,13 @@ int oci_exec_sync(const oci_runtime *rt, const char *id, const char *const *args
      * exec in a running one only: ask first. */
     oci_state st;
     _cleanup_free_ char *bundle = NULL;
-    if (state_query(rt, id, &st, &bundle, err) < 0)
-        return cr_err_prefix(err, "exec in %s", id);
-    if (strcmp(st.status, "running") != 0)
-        return cr_err_set(err, CR_FAILED_PRECONDITION, "exec in %s: the container is %s, not running", id,
-                          st.status);
+    if (!known_running || n_env) {
+        if (state_query(rt, id, &st, &bundle, err) < 0)
+            return cr_err_prefix(err, "exec in %s", id);
+        if (strcmp(st.status, "running") != 0)
+            return cr_err_set(err, CR_FAILED_PRECONDITION, "exec in %s: the container is %s, not running", id,
+                              st.status);
+    }
     _cleanup_strv_ char **full_env = NULL;
     if (n_env) {
         if (!bundle)
@@ -1221,6 +1223,18 @@ void oci_exec_free(oci_exec_proc *p)
     free(p->rt_path);
     free(p->rt_root);
     free(p);
+}
+
+int oci_exec_sync(const oci_runtime *rt, const char *id, const char *const *args, const char *const *env,
+                  int timeout_s, size_t cap, oci_exec_result *res, cr_err **err)
+{
+    return exec_sync(rt, id, args, env, timeout_s, cap, false, res, err);
+}
+
+int oci_exec_sync_running(const oci_runtime *rt, const char *id, const char *const *args, int timeout_s, size_t cap,
+                          oci_exec_result *res, cr_err **err)
+{
+    return exec_sync(rt, id, args, NULL, timeout_s, cap, true, res, err);
 }
 
 #define UPDATE_TIMEOUT_S 60

@@ -1729,12 +1729,16 @@ int srv_exec_sync(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage *
     for (size_t i = 0; i < in->n_cmd; i++)
         oom |= strv_push(&args, &n, in->cmd[i]) < 0;
     oci_exec_result res = { 0 };
+    Runtime__V1__ContainerState state = srv_container_state(d, c);
     if (oom) {
         cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
+    } else if (state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING) {
+        cr_err_set(err, CR_FAILED_PRECONDITION, "ExecSync in %s: the container is %s, not running", c->id,
+                   state_name(state));
     } else if (!srv_handler_runtime(d, c->runtime_handler, &rt)) {
         cr_err_set(err, CR_FAILED_PRECONDITION, "container %s: runtime handler %s is gone", c->id, c->runtime_handler);
-    } else if (oci_exec_sync(&rt, c->id, (const char *const *)args, NULL, (int)in->timeout, EXEC_OUTPUT_CAP, &res,
-                             err) == 0) {
+    } else if (oci_exec_sync_running(&rt, c->id, (const char *const *)args, (int)in->timeout, EXEC_OUTPUT_CAP,
+                                     &res, err) == 0) {
         Runtime__V1__ExecSyncResponse *pb = malloc(sizeof(*pb));
         if (pb) {
             runtime__v1__exec_sync_response__init(pb);

@@ -43,6 +43,7 @@
 
 #define DIAL_TIMEOUT_MS 10000
 #define KILL_GRACE_MS 2000
+#define SWEEP_WAIT_NS (5 * 1000000000LL)
 
 /* ---- one session's process side ---- */
 
@@ -497,6 +498,11 @@ static void sweep_exec_dirs(srv_daemon *d)
             if (write(ctl, MON_CTL_KILL "\n", sizeof(MON_CTL_KILL)) < 0)
                 cr_log_debug("streaming: stale exec monitor did not take kill", "dir", sub, NULL);
             close(ctl);
+            /* Its exit file goes into this folder as it ends: let it finish
+             * (monitor.pid is its last file to go) before removing. */
+            _cleanup_free_ char *pidf = srv_pathf("%s/" MON_PID_FILE, sub);
+            for (int64_t until = srv_now_ns() + SWEEP_WAIT_NS; pidf && access(pidf, F_OK) == 0 && srv_now_ns() < until;)
+                srv_sleep_ms(10);
         }
         cr_remove_tree(sub, NULL);
         cr_log_info("streaming: ended an exec session left by a previous crispd", "dir", sub, NULL);

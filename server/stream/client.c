@@ -528,7 +528,7 @@ int st_client_exec(const char *url, st_exec_opts *o, int *exit_code, cr_err **er
     bool want[C_N] = { true, o->stdin_fd >= 0, o->stdout_fd >= 0, o->stderr_fd >= 0 && !o->tty,
                        o->tty && c.version >= 3 };
     if (!ws) {
-        spdy_conn_send_settings(&s.spdy);
+        spdy_conn_send_settings(&s.spdy, SPDY_MAX_WINDOW);
         for (int i = 0; i < C_N; i++) {
             if (!want[i])
                 continue;
@@ -665,7 +665,7 @@ int st_client_portforward(const char *url, int32_t port, int fd, st_transport tr
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     if (!ws) {
-        spdy_conn_send_settings(&s.spdy);
+        spdy_conn_send_settings(&s.spdy, SPDY_MAX_WINDOW);
         for (int i = 0; i < 2; i++) {
             spdy_headers hd = { 0 };
             spdy_stream *sp = NULL;

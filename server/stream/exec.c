@@ -398,7 +398,7 @@ void st_serve_exec(st_server *srv, int fd, const st_request *req, bool ws, const
                 c->fin_on_eof = false;
         }
     } else {
-        spdy_conn_send_settings(&s.spdy);
+        spdy_conn_send_settings(&s.spdy, SPDY_INITIAL_WINDOW);
     }
     if (ws) {
         /* The kubelet's hello: an empty message on the lowest writable channel. */

@@ -298,7 +298,7 @@ void st_serve_portforward(st_server *srv, int fd, const st_request *req, bool ws
     s.stop_fd = srv->stop_fd;
     s.idle_ms = (int64_t)srv->opt.idle_timeout_sec * 1000;
     if (!ws) {
-        spdy_conn_send_settings(&s.spdy);
+        spdy_conn_send_settings(&s.spdy, SPDY_INITIAL_WINDOW);
     } else {
         for (size_t i = 0; i < n_ports; i++) {
             st_chan *d = st_chan_add(&s, PF_DATA, (uint32_t)(2 * i), NULL);

@@ -575,6 +575,7 @@ int spdy_conn_init(spdy_conn *c, bool server, st_buf *out, cr_err **err)
     c->send_window = SPDY_INITIAL_WINDOW;
     c->recv_window = SPDY_INITIAL_WINDOW;
     c->peer_initial_window = SPDY_INITIAL_WINDOW;
+    c->local_window = SPDY_INITIAL_WINDOW;
     return 0;
 }
 
@@ -595,10 +596,18 @@ void spdy_conn_free(spdy_conn *c)
     memset(c, 0, sizeof(*c));
 }
 
-void spdy_conn_send_settings(spdy_conn *c)
+void spdy_conn_send_settings(spdy_conn *c, uint32_t window)
 {
-    spdy_setting s = { 0, SPDY_SETTINGS_INITIAL_WINDOW_SIZE, SPDY_INITIAL_WINDOW };
+    if (window < SPDY_INITIAL_WINDOW || window > SPDY_MAX_WINDOW)
+        window = SPDY_INITIAL_WINDOW;
+    c->local_window = window;
+    spdy_setting s = { 0, SPDY_SETTINGS_INITIAL_WINDOW_SIZE, window };
     spdy_put_settings(c->out, 0, &s, 1);
+    if (window > SPDY_INITIAL_WINDOW) {
+        /* The connection window only grows by WINDOW_UPDATE. */
+        spdy_put_window_update(c->out, 0, window - SPDY_INITIAL_WINDOW);
+        c->recv_window += window - SPDY_INITIAL_WINDOW;
+    }
 }
 
 spdy_stream *spdy_conn_find(spdy_conn *c, uint32_t id)
@@ -624,7 +633,7 @@ static spdy_stream *stream_add(spdy_conn *c, uint32_t id)
         return NULL;
     s->id = id;
     s->send_window = c->peer_initial_window;
-    s->recv_window = SPDY_INITIAL_WINDOW;
+    s->recv_window = c->local_window;
     c->streams[c->n_streams++] = s;
     return s;
 }
@@ -717,7 +726,7 @@ void spdy_conn_consumed(spdy_conn *c, spdy_stream *s, size_t n)
     /* Grant back in halves of the initial window: few frames, and a sender
      * that honours the window never runs dry. */
     c->recv_unacked += (uint32_t)n;
-    if (c->recv_unacked >= SPDY_INITIAL_WINDOW / 2) {
+    if (c->recv_unacked >= c->local_window / 2) {
         spdy_put_window_update(c->out, 0, c->recv_unacked);
         c->recv_window += c->recv_unacked;
         c->recv_unacked = 0;
@@ -725,7 +734,7 @@ void spdy_conn_consumed(spdy_conn *c, spdy_stream *s, size_t n)
     if (!s || s->remote_fin)
         return;
     s->recv_unacked += (uint32_t)n;
-    if (s->recv_unacked >= SPDY_INITIAL_WINDOW / 2) {
+    if (s->recv_unacked >= c->local_window / 2) {
         spdy_put_window_update(c->out, s->id, s->recv_unacked);
         s->recv_window += s->recv_unacked;
         s->recv_unacked = 0;

@@ -180,6 +180,7 @@ typedef struct spdy_conn {
     uint32_t recv_unacked;
     int64_t peer_initial_window; /* for new streams, from the peer's SETTINGS */
     bool peer_flow_control;      /* the peer sent SETTINGS or WINDOW_UPDATE */
+    uint32_t local_window;       /* the receive window we announced per stream */
     bool goaway_received, goaway_sent;
     spdy_stream **streams;
     size_t n_streams, cap_streams;
@@ -187,9 +188,14 @@ typedef struct spdy_conn {
 
 int spdy_conn_init(spdy_conn *c, bool server, st_buf *out, cr_err **err);
 void spdy_conn_free(spdy_conn *c);
-/* Announce our settings (initial window 64 KiB): peers that read it know we
- * do flow control. */
-void spdy_conn_send_settings(spdy_conn *c);
+/* Announce our settings: the receive window of every stream, 64 KiB
+ * (SPDY_INITIAL_WINDOW) up to SPDY_MAX_WINDOW (a larger one also widens the
+ * connection window, by one WINDOW_UPDATE).  Peers that read it know we do
+ * flow control.  Our client asks for the largest: it then never has to send
+ * WINDOW_UPDATEs while output streams in, which a server that closes
+ * without reading them (the kubelet library in containerd) would answer
+ * with a TCP reset that loses the end of the output. */
+void spdy_conn_send_settings(spdy_conn *c, uint32_t window);
 
 spdy_stream *spdy_conn_find(spdy_conn *c, uint32_t id);
 /* Open a stream (SYN_STREAM); headers are copied. */

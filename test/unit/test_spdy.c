@@ -440,7 +440,7 @@ START_TEST(conn_flow_control)
      * the window. */
     ck_assert_uint_gt(spdy_conn_allowance(&p.srv, ss), 1u << 20);
     /* Once it does, 64 KiB per stream and per connection. */
-    spdy_conn_send_settings(&p.cli);
+    spdy_conn_send_settings(&p.cli, SPDY_INITIAL_WINDOW);
     pump(&p.srv, &p.c2s, ev, 8);
     ck_assert(p.srv.peer_flow_control);
     ck_assert_uint_eq(spdy_conn_allowance(&p.srv, ss), 65536);
@@ -477,6 +477,34 @@ START_TEST(conn_flow_control)
 }
 END_TEST
 
+/* Our client announces the largest window once and then never sends a
+ * WINDOW_UPDATE while output streams in. */
+START_TEST(conn_wide_open_window)
+{
+    pair p;
+    pair_init(&p);
+    cr_err *e = NULL;
+    spdy_event ev[8];
+    spdy_conn_send_settings(&p.cli, SPDY_MAX_WINDOW);
+    pump(&p.srv, &p.c2s, ev, 8);
+    ck_assert(p.srv.peer_flow_control);
+    ck_assert_int_eq(p.srv.send_window, SPDY_MAX_WINDOW);
+    spdy_headers h = { 0 };
+    headers_add(&h, "streamtype", "stdout");
+    spdy_stream *cs = spdy_conn_open(&p.cli, &h, false, &e);
+    pump(&p.srv, &p.c2s, ev, 8);
+    spdy_stream *ss = ev[0].stream;
+    ck_assert_int_eq(ss->send_window, SPDY_MAX_WINDOW);
+    spdy_conn_consumed(&p.cli, cs, 16u << 20);
+    ck_assert_uint_eq(p.c2s.len, 0); /* 16 MiB later, still nothing to send */
+    /* Out-of-range requests fall back to the default. */
+    spdy_conn_send_settings(&p.srv, 10);
+    ck_assert_uint_eq(p.srv.local_window, SPDY_INITIAL_WINDOW);
+    spdy_headers_free(&h);
+    pair_free(&p);
+}
+END_TEST
+
 START_TEST(conn_data_for_unknown_stream)
 {
     pair p;
@@ -505,6 +533,7 @@ static Suite *spdy_suite(void)
     tcase_add_test(tc, conn_open_reply_data);
     tcase_add_test(tc, conn_ping_echo);
     tcase_add_test(tc, conn_flow_control);
+    tcase_add_test(tc, conn_wide_open_window);
     tcase_add_test(tc, conn_data_for_unknown_stream);
     suite_add_tcase(s, tc);
     return s;
