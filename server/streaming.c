@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -585,6 +586,52 @@ static char **copy_argv(char **v, size_t n)
     return out;
 }
 
+/* Exec, Attach and PortForward responses are all { base; url }. */
+typedef struct url_response {
+    ProtobufCMessage base;
+    char *url;
+} url_response;
+_Static_assert(offsetof(Runtime__V1__ExecResponse, url) == offsetof(url_response, url), "ExecResponse layout");
+_Static_assert(offsetof(Runtime__V1__AttachResponse, url) == offsetof(url_response, url), "AttachResponse layout");
+_Static_assert(offsetof(Runtime__V1__PortForwardResponse, url) == offsetof(url_response, url),
+               "PortForwardResponse layout");
+
+/* Register r (consumed) and answer with its URL in a desc message. */
+static int issue_reply(srv_daemon *d, st_request *r, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
+                       cr_err **err)
+{
+    char *url = NULL;
+    if (issue(d, r, &url, err) < 0)
+        return -1;
+    url_response *pb = malloc(desc->sizeof_message);
+    if (!pb) {
+        free(url);
+        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    desc->message_init(&pb->base);
+    pb->url = url;
+    *resp = &pb->base;
+    return 0;
+}
+
+/* An exec or attach request for the streaming server (cmd: exec only). */
+static st_request *stdio_request(st_kind kind, const char *id, char **cmd, size_t n_cmd, bool tty, bool in, bool out,
+                                 bool er)
+{
+    st_request *r = calloc(1, sizeof(*r));
+    if (!r || !(r->container_id = strdup(id)) || (cmd && !(r->cmd = copy_argv(cmd, n_cmd)))) {
+        if (r)
+            st_request_free(r);
+        return NULL;
+    }
+    r->kind = kind;
+    r->tty = tty;
+    r->want_stdin = in;
+    r->want_stdout = out;
+    r->want_stderr = er;
+    return r;
+}
+
 int srv_exec(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err)
 {
     const Runtime__V1__ExecRequest *in = (const Runtime__V1__ExecRequest *)req;
@@ -592,29 +639,11 @@ int srv_exec(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp
         return cr_err_set(err, CR_INVALID_ARGUMENT, "exec in %s: cmd is empty", in->container_id);
     if (check_container(d, "exec in", in->container_id, in->stdin, in->stdout, in->stderr, in->tty, err) < 0)
         return -1;
-    st_request *r = calloc(1, sizeof(*r));
-    if (!r || !(r->container_id = strdup(in->container_id)) || !(r->cmd = copy_argv(in->cmd, in->n_cmd))) {
-        if (r)
-            st_request_free(r);
+    st_request *r = stdio_request(ST_EXEC, in->container_id, in->cmd, in->n_cmd, in->tty, in->stdin, in->stdout,
+                                  in->stderr);
+    if (!r)
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    r->kind = ST_EXEC;
-    r->tty = in->tty;
-    r->want_stdin = in->stdin;
-    r->want_stdout = in->stdout;
-    r->want_stderr = in->stderr;
-    char *url = NULL;
-    if (issue(d, r, &url, err) < 0)
-        return -1;
-    Runtime__V1__ExecResponse *pb = malloc(sizeof(*pb));
-    if (!pb) {
-        free(url);
-        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    runtime__v1__exec_response__init(pb);
-    pb->url = url;
-    *resp = &pb->base;
-    return 0;
+    return issue_reply(d, r, &runtime__v1__exec_response__descriptor, resp, err);
 }
 
 int srv_attach(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err)
@@ -622,28 +651,10 @@ int srv_attach(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **re
     const Runtime__V1__AttachRequest *in = (const Runtime__V1__AttachRequest *)req;
     if (check_container(d, "attach to", in->container_id, in->stdin, in->stdout, in->stderr, in->tty, err) < 0)
         return -1;
-    st_request *r = calloc(1, sizeof(*r));
-    if (!r || !(r->container_id = strdup(in->container_id))) {
-        free(r);
+    st_request *r = stdio_request(ST_ATTACH, in->container_id, NULL, 0, in->tty, in->stdin, in->stdout, in->stderr);
+    if (!r)
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    r->kind = ST_ATTACH;
-    r->tty = in->tty;
-    r->want_stdin = in->stdin;
-    r->want_stdout = in->stdout;
-    r->want_stderr = in->stderr;
-    char *url = NULL;
-    if (issue(d, r, &url, err) < 0)
-        return -1;
-    Runtime__V1__AttachResponse *pb = malloc(sizeof(*pb));
-    if (!pb) {
-        free(url);
-        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    runtime__v1__attach_response__init(pb);
-    pb->url = url;
-    *resp = &pb->base;
-    return 0;
+    return issue_reply(d, r, &runtime__v1__attach_response__descriptor, resp, err);
 }
 
 int srv_port_forward(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage **resp, cr_err **err)
@@ -680,16 +691,5 @@ int srv_port_forward(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessag
     for (size_t i = 0; i < in->n_port; i++)
         r->ports[i] = in->port[i];
     r->n_ports = in->n_port;
-    char *url = NULL;
-    if (issue(d, r, &url, err) < 0)
-        return -1;
-    Runtime__V1__PortForwardResponse *pb = malloc(sizeof(*pb));
-    if (!pb) {
-        free(url);
-        return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    runtime__v1__port_forward_response__init(pb);
-    pb->url = url;
-    *resp = &pb->base;
-    return 0;
+    return issue_reply(d, r, &runtime__v1__port_forward_response__descriptor, resp, err);
 }

@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -118,6 +119,44 @@ static bool is_crispd(pid_t pid)
     return yes;
 }
 
+static pid_t pid_in(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char *text = cr_read_file(path, NULL, NULL);
+    long pid = text ? strtol(text, NULL, 10) : 0;
+    free(text);
+    return pid > 1 ? (pid_t)pid : 0;
+}
+
+/* When crispd cannot be restarted on a leftover folder: SIGKILL what its
+ * monitors hold (the container's process, then the monitor), from the pid
+ * files in <runroot>/{containers,sandboxes,exec}/<id>/. */
+static void kill_monitored(const char *dir)
+{
+    static const char *const kinds[] = { "containers", "sandboxes", "exec" };
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        char sub[512];
+        snprintf(sub, sizeof(sub), "%s/run/%s", dir, kinds[k]);
+        DIR *dp = opendir(sub);
+        for (struct dirent *e; dp && (e = readdir(dp));) {
+            if (e->d_name[0] == '.')
+                continue;
+            char one[1024];
+            snprintf(one, sizeof(one), "%s/%s", sub, e->d_name);
+            pid_t ctr = pid_in(one, "container.pid"), mon = pid_in(one, "monitor.pid");
+            if (ctr > 0) {
+                kill(ctr, SIGKILL);
+                fprintf(stderr, "cleanup after a failed test: killed pid %d of %s\n", (int)ctr, one);
+            }
+            if (mon > 0)
+                kill(mon, SIGKILL);
+        }
+        if (dp)
+            closedir(dp);
+    }
+}
+
 /* Restart crispd on a failed test's folder (it finds its pods again),
  * remove every pod (containers, mounts, netns and monitors go with them),
  * stop it, unmount and remove the folder. */
@@ -148,6 +187,13 @@ static void collect_one(pid_t old_pid, const char *dir)
         if (c)
             cc_close(c);
         cr_err_free(err);
+    } else {
+        char *log = cr_read_file(d.log, NULL, NULL);
+        size_t n = log ? strlen(log) : 0;
+        fprintf(stderr, "cleanup after a failed test: crispd did not restart on %s; its log ends:\n%s\n", dir,
+                log ? log + (n > 2000 ? n - 2000 : 0) : "(none)");
+        free(log);
+        kill_monitored(dir);
     }
     if (th_signal_wait(&d, SIGTERM, 20000) == -1 && d.pid > 0) {
         kill(d.pid, SIGKILL);
@@ -454,3 +500,22 @@ void th_push_image(const char *dir, const char *kind, const char *name, tf_regis
     free(out);
 }
 
+
+#define HYBRID_CONTROLLERS_FILE "/sys/fs/cgroup/unified/cgroup.controllers"
+
+void th_write_crun_wrapper(const char *dir)
+{
+    char path[256], empty[256], text[1024];
+    snprintf(empty, sizeof(empty), "%s/empty", dir);
+    snprintf(path, sizeof(path), "%s/crun-wrap", dir);
+    if (cr_write_file_atomic(empty, "", 0, 0644, NULL) < 0)
+        th_setup_die("write", empty);
+    if (access(HYBRID_CONTROLLERS_FILE, F_OK) == 0)
+        snprintf(text, sizeof(text),
+                 "#!/bin/sh\nexec unshare -m --propagation private /bin/sh -c "
+                 "'mount --bind \"$0\" " HYBRID_CONTROLLERS_FILE " && exec /usr/bin/crun \"$@\"' %s \"$@\"\n", empty);
+    else
+        snprintf(text, sizeof(text), "#!/bin/sh\nexec /usr/bin/crun \"$@\"\n");
+    if (cr_write_file_atomic(path, text, strlen(text), 0755, NULL) < 0)
+        th_setup_die("write", path);
+}

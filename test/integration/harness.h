@@ -65,6 +65,13 @@ int th_setup_run(const char *const *argv, char **out);
 void th_push_image(const char *dir, const char *kind, const char *name, struct tf_registry *r,
                    const char *repo_tag, bool all, const char *const *opts, char *digest_out);
 
+/* dir/crun-wrap, the crun handler's binary for tests: crun itself, or on a
+ * cgroup v1 hybrid layout (crun 1.8 refuses one whose v2 hierarchy lists
+ * controllers) crun in a private mount namespace with
+ * /sys/fs/cgroup/unified/cgroup.controllers hidden under dir/empty.
+ * Exits on failure (suite setup). */
+void th_write_crun_wrapper(const char *dir);
+
 /* Add a test unless CRISP_TEST_ONLY names another one (to run a single test). */
 #define TH_ADD(tc, name)                                                   \
     do {                                                                   \

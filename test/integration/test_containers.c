@@ -31,7 +31,6 @@ static th_daemon D;
 static const char *const handlers[] = { "runc", "crun" };
 static const char *handler = "runc"; /* the runtime handler of this test's pods */
 
-#define HYBRID_CONTROLLERS "/sys/fs/cgroup/unified/cgroup.controllers"
 
 /* Loop tests take the handler from their index. */
 #define TH_ADD_BOTH(tc, name)                                              \
@@ -44,23 +43,6 @@ static const char *handler = "runc"; /* the runtime handler of this test's pods 
 
 /* The crun handler's binary: crun itself, or on a hybrid layout a wrapper
  * hiding the v2 controllers list from it (see the top of this file). */
-static void write_crun_wrapper(void)
-{
-    char path[256], empty[256], text[1024];
-    snprintf(empty, sizeof(empty), "%s/empty", suite_dir);
-    snprintf(path, sizeof(path), "%s/crun-wrap", suite_dir);
-    if (cr_write_file_atomic(empty, "", 0, 0644, NULL) < 0)
-        th_setup_die("write", empty);
-    if (access(HYBRID_CONTROLLERS, F_OK) == 0)
-        snprintf(text, sizeof(text),
-                 "#!/bin/sh\nexec unshare -m --propagation private /bin/sh -c "
-                 "'mount --bind \"$0\" " HYBRID_CONTROLLERS " && exec /usr/bin/crun \"$@\"' %s \"$@\"\n", empty);
-    else
-        snprintf(text, sizeof(text), "#!/bin/sh\nexec /usr/bin/crun \"$@\"\n");
-    if (cr_write_file_atomic(path, text, strlen(text), 0755, NULL) < 0)
-        th_setup_die("write", path);
-}
-
 static void suite_setup(void)
 {
     strcpy(suite_dir, "/tmp/crisp-ctr-XXXXXX");
@@ -71,7 +53,7 @@ static void suite_setup(void)
         th_setup_die("registry", err);
     th_push_image(suite_dir, "busybox", "busybox", &reg, "busybox:latest", false, NULL, NULL);
     snprintf(image, sizeof(image), "%s/busybox:latest", reg.addr);
-    write_crun_wrapper();
+    th_write_crun_wrapper(suite_dir);
 }
 
 static void suite_teardown(void)
@@ -790,8 +772,6 @@ END_TEST
 
 /* ---- stats and events ---- */
 
-#define STATS_SUBNET "10.88.40.0/24"
-#define STATS_BRIDGE "crispst0"
 
 static Runtime__V1__ListContainerStatsResponse *list_stats(cc_conn *c, const char *pod)
 {

@@ -793,8 +793,10 @@ START_TEST(metrics_disabled_by_default)
     cr_err *err = NULL;
     Runtime__V1__StatusResponse *s = cc_status(c, 1, &err);
     ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(s->n_info, 1);
+    /* config and the streaming server's address, no metrics entry */
+    ck_assert_int_eq(s->n_info, 2);
     ck_assert_str_eq(s->info[0]->key, "config");
+    ck_assert_str_eq(s->info[1]->key, "streamServer");
     yajl_val v = yajl_tree_parse(s->info[0]->value, NULL, 0);
     ck_assert_ptr_nonnull(v);
     const char *p_en[] = { "crisp", "metrics", "enable", NULL }, *p_port[] = { "crisp", "metrics", "port", NULL };

@@ -39,7 +39,6 @@
 
 #define SUBNET "10.88.40.0/24"
 #define BRIDGE "crispstrm0"
-#define HYBRID_CONTROLLERS "/sys/fs/cgroup/unified/cgroup.controllers"
 #define SESSION_MS 30000 /* deadline of one session */
 
 static char suite_dir[128];
@@ -534,23 +533,6 @@ static pid_t fork_client(const char *url, bool tty)
 
 /* ---- suite setup ---- */
 
-static void write_crun_wrapper(void)
-{
-    char path[256], empty[256], text[1024];
-    snprintf(empty, sizeof(empty), "%s/empty", suite_dir);
-    snprintf(path, sizeof(path), "%s/crun-wrap", suite_dir);
-    if (cr_write_file_atomic(empty, "", 0, 0644, NULL) < 0)
-        th_setup_die("write", empty);
-    if (access(HYBRID_CONTROLLERS, F_OK) == 0)
-        snprintf(text, sizeof(text),
-                 "#!/bin/sh\nexec unshare -m --propagation private /bin/sh -c "
-                 "'mount --bind \"$0\" " HYBRID_CONTROLLERS " && exec /usr/bin/crun \"$@\"' %s \"$@\"\n", empty);
-    else
-        snprintf(text, sizeof(text), "#!/bin/sh\nexec /usr/bin/crun \"$@\"\n");
-    if (cr_write_file_atomic(path, text, strlen(text), 0755, NULL) < 0)
-        th_setup_die("write", path);
-}
-
 static void suite_setup(void)
 {
     signal(SIGPIPE, SIG_IGN); /* a session's pipe whose reader left must not end the test */
@@ -562,7 +544,7 @@ static void suite_setup(void)
         th_setup_die("registry", err);
     th_push_image(suite_dir, "busybox", "busybox", &reg, "busybox:latest", false, NULL, NULL);
     snprintf(image, sizeof(image), "%s/busybox:latest", reg.addr);
-    write_crun_wrapper();
+    th_write_crun_wrapper(suite_dir);
 }
 
 static void suite_teardown(void)
