@@ -232,7 +232,9 @@ static int apply_exit(srv_daemon *d, srv_container *c)
         c->finished_at = ex.exited_at;
         c->oom_killed = ex.oom_killed;
         set_str(&c->reason, ex.oom_killed ? "OOMKilled" : ex.exit_code == 0 ? "Completed" : "Error");
-        if (!c->started_at)
+        /* Unset, or stamped by a StartContainer that returned after the
+         * process had already ended: never after the exit. */
+        if (!c->started_at || c->started_at > c->finished_at)
             c->started_at = c->finished_at;
     }
     pthread_cond_broadcast(&d->ctr_cond);
