@@ -366,6 +366,54 @@ static bool wait_child_ms(pid_t pid, int ms, int *status)
     }
 }
 
+/* argv: `runtime [--root R] --log L --log-format json`, the first n slots;
+ * the caller appends the command and a NULL. */
+static size_t runtime_argv(const oci_runtime *rt, const char *log_path, const char **argv)
+{
+    size_t n = 0;
+    argv[n++] = rt->path;
+    if (rt->root && *rt->root) {
+        argv[n++] = "--root";
+        argv[n++] = rt->root;
+    }
+    argv[n++] = "--log";
+    argv[n++] = log_path;
+    argv[n++] = "--log-format";
+    argv[n++] = "json";
+    return n;
+}
+
+/* fork + exec the runtime in a process group of its own, with stdio
+ * fd0/fd1/fd2 and nothing else inherited; the child's pid, or -1 (errno). */
+static pid_t spawn_runtime(const oci_runtime *rt, const char *const *argv, int fd0, int fd1, int fd2)
+{
+    /* Everything the child needs is ready before fork: after it, the child
+     * only makes async-signal-safe calls (the daemon has threads). */
+    sigset_t empty;
+    sigemptyset(&empty);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                sigaction(s, &dfl, NULL);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        if (dup2(fd0, 0) < 0 || dup2(fd1, 1) < 0 || dup2(fd2, 2) < 0)
+            _exit(127);
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+            for (int fd = 3; fd < 65536; fd++)
+                close(fd);
+        execve(rt->path, (char *const *)argv, environ);
+        _exit(127);
+    }
+    if (pid > 0)
+        setpgid(pid, pid); /* also from here, so a kill of the group cannot miss */
+    return pid;
+}
+
 /* Runs the call; 0 when the runtime ran to its end (whatever its exit
  * status), -1 with err set when it could not be run or timed out. */
 static int rt_run(rt_call *c, cr_err **err)
@@ -408,16 +456,7 @@ static int rt_run(rt_call *c, cr_err **err)
             unlink(tmp_log);
         return cr_err_set(err, CR_RESOURCE_EXHAUSTED, "%s %s %s: out of memory", label, c->cmd, c->id);
     }
-    size_t n = 0;
-    argv[n++] = rt->path;
-    if (rt->root && *rt->root) {
-        argv[n++] = "--root";
-        argv[n++] = rt->root;
-    }
-    argv[n++] = "--log";
-    argv[n++] = log_path;
-    argv[n++] = "--log-format";
-    argv[n++] = "json";
+    size_t n = runtime_argv(rt, log_path, argv);
     argv[n++] = c->cmd;
     for (const char *const *p = c->args; p && *p; p++)
         argv[n++] = *p;
@@ -440,34 +479,11 @@ static int rt_run(rt_call *c, cr_err **err)
     int fd_out = out_pipe[1] >= 0 ? out_pipe[1] : devnull;
     int fd_err = err_pipe[1] >= 0 ? err_pipe[1] : devnull;
 
-    /* Everything the child needs is ready before fork: after it, the child
-     * only makes async-signal-safe calls (the daemon has threads). */
-    sigset_t empty;
-    sigemptyset(&empty);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-
-    pid = fork();
+    pid = spawn_runtime(rt, argv, devnull, fd_out, fd_err);
     if (pid < 0) {
         cr_err_errno(err, CR_INTERNAL, errno, "%s %s %s: fork", label, c->cmd, c->id);
         goto out;
     }
-    if (pid == 0) {
-        setpgid(0, 0);
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                sigaction(s, &dfl, NULL);
-        sigprocmask(SIG_SETMASK, &empty, NULL);
-        if (dup2(devnull, 0) < 0 || dup2(fd_out, 1) < 0 || dup2(fd_err, 2) < 0)
-            _exit(127);
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
-            for (int fd = 3; fd < 65536; fd++)
-                close(fd);
-        execve(rt->path, (char *const *)argv, environ);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also from here, so a kill of the group cannot miss */
     if (out_pipe[1] >= 0) {
         close(out_pipe[1]);
         out_pipe[1] = -1;
@@ -1027,16 +1043,7 @@ int oci_exec_start(const oci_runtime *rt, const char *id, const char *const *arg
     }
     snprintf(p->pid_file, sizeof(p->pid_file), "%s/pid", p->dir);
     snprintf(p->log_path, sizeof(p->log_path), "%s/log", p->dir);
-    size_t n = 0;
-    argv[n++] = rt->path;
-    if (rt->root && *rt->root) {
-        argv[n++] = "--root";
-        argv[n++] = rt->root;
-    }
-    argv[n++] = "--log";
-    argv[n++] = p->log_path;
-    argv[n++] = "--log-format";
-    argv[n++] = "json";
+    size_t n = runtime_argv(rt, p->log_path, argv);
     argv[n++] = "exec";
     argv[n++] = "--pid-file";
     argv[n++] = p->pid_file;
@@ -1050,32 +1057,11 @@ int oci_exec_start(const oci_runtime *rt, const char *id, const char *const *arg
         goto fail;
     }
     int fd0 = in[0] >= 0 ? in[0] : devnull, fd1 = o[1] >= 0 ? o[1] : devnull, fd2 = e[1] >= 0 ? e[1] : devnull;
-    sigset_t empty;
-    sigemptyset(&empty);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    p->pid = fork();
+    p->pid = spawn_runtime(rt, argv, fd0, fd1, fd2);
     if (p->pid < 0) {
         cr_err_errno(err, CR_INTERNAL, errno, "exec in %s: fork", id);
         goto fail;
     }
-    if (p->pid == 0) {
-        /* Only async-signal-safe calls here: the daemon has threads. */
-        setpgid(0, 0);
-        for (int sig = 1; sig < NSIG; sig++)
-            if (sig != SIGKILL && sig != SIGSTOP)
-                sigaction(sig, &dfl, NULL);
-        sigprocmask(SIG_SETMASK, &empty, NULL);
-        if (dup2(fd0, 0) < 0 || dup2(fd1, 1) < 0 || dup2(fd2, 2) < 0)
-            _exit(127);
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
-            for (int fd = 3; fd < 65536; fd++)
-                close(fd);
-        execve(rt->path, (char *const *)argv, environ);
-        _exit(127);
-    }
-    setpgid(p->pid, p->pid);
     p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
     close(devnull);
     if (in[0] >= 0)

@@ -120,7 +120,7 @@ static char *exit_file(srv_daemon *d, const char *id) { return srv_pathf("%s/exi
 
 /* ---- records ---- */
 
-static const char *state_name(Runtime__V1__ContainerState s)
+const char *srv_container_state_name(Runtime__V1__ContainerState s)
 {
     switch (s) {
     case RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED: return "created";
@@ -174,7 +174,7 @@ static int ctr_save(srv_daemon *d, srv_container *c, cr_err **err)
     gen_kv(g, "logPath", c->log_path);
     gen_kv(g, "cgroupsPath", c->cgroups_path);
     gen_ki(g, "stopSignal", c->stop_signal);
-    gen_kv(g, "state", state_name(c->state));
+    gen_kv(g, "state", srv_container_state_name(c->state));
     gen_ki(g, "createdAt", c->created_at);
     gen_ki(g, "startedAt", c->started_at);
     gen_ki(g, "finishedAt", c->finished_at);
@@ -956,7 +956,7 @@ int srv_create_container(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMe
         if (have) {
             cr_err_set(err, CR_ALREADY_EXISTS,
                        "CreateContainer %s: the name is in use by container %s (%s); remove it first",
-                       cfg->metadata->name, have->id, state_name(have->state));
+                       cfg->metadata->name, have->id, srv_container_state_name(have->state));
             pthread_mutex_unlock(&d->ctr_mu);
             goto out;
         }
@@ -1095,7 +1095,7 @@ int srv_start_container(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMes
     Runtime__V1__ContainerState st = c->state;
     pthread_mutex_unlock(&d->ctr_mu);
     if (st != RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED) {
-        r = cr_err_set(err, CR_FAILED_PRECONDITION, "container %s is %s, not created", c->id, state_name(st));
+        r = cr_err_set(err, CR_FAILED_PRECONDITION, "container %s is %s, not created", c->id, srv_container_state_name(st));
     } else if (!srv_handler_runtime(d, c->runtime_handler, &rt)) {
         r = cr_err_set(err, CR_FAILED_PRECONDITION, "container %s: runtime handler %s is gone", c->id, c->runtime_handler);
     } else if (oci_start(&rt, c->id, RUNTIME_TIMEOUT_S, err) < 0) {
@@ -1736,7 +1736,7 @@ int srv_exec_sync(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessage *
         cr_err_set(err, CR_RESOURCE_EXHAUSTED, "out of memory");
     } else if (state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING) {
         cr_err_set(err, CR_FAILED_PRECONDITION, "ExecSync in %s: the container is %s, not running", c->id,
-                   state_name(state));
+                   srv_container_state_name(state));
     } else if (!srv_handler_runtime(d, c->runtime_handler, &rt)) {
         cr_err_set(err, CR_FAILED_PRECONDITION, "container %s: runtime handler %s is gone", c->id, c->runtime_handler);
     } else if (oci_exec_sync_running(&rt, c->id, (const char *const *)args, (int)in->timeout, EXEC_OUTPUT_CAP,

@@ -47,6 +47,8 @@ void srv_exit_watcher_stop(srv_daemon *d);
  * CR_NOT_FOUND, or CR_INVALID_ARGUMENT for an empty or ambiguous id). */
 srv_container *srv_container_get(srv_daemon *d, const char *id, cr_err **err);
 void srv_container_put(srv_daemon *d, srv_container *c);
+/* "created", "running", "exited" or "unknown". */
+const char *srv_container_state_name(Runtime__V1__ContainerState s);
 /* Its state now (read under ctr_mu). */
 Runtime__V1__ContainerState srv_container_state(srv_daemon *d, srv_container *c);
 /* <root>/containers/<id>/bundle and <runroot>/containers/<id> (the monitor's

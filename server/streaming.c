@@ -458,16 +458,27 @@ static void be_release(void *ctx, st_proc *p)
     p->priv = NULL;
 }
 
+/* A pod by id or unique prefix, with a reference; NULL with *err set. */
+static srv_sandbox *sandbox_or_err(srv_daemon *d, const char *id, cr_err **err)
+{
+    cr_err *gerr = NULL;
+    srv_sandbox *sb = srv_sandbox_get(d, id, &gerr);
+    if (!sb) {
+        if (gerr)
+            cr_err_set(err, gerr->code, "%s", gerr->msg);
+        else
+            cr_err_set(err, CR_NOT_FOUND, "pod sandbox %s not found", id ? id : "");
+        cr_err_free(gerr);
+    }
+    return sb;
+}
+
 static int be_dial(void *ctx, const st_request *req, int32_t port, cr_err **err)
 {
     srv_daemon *d = ctx;
-    cr_err *gerr = NULL;
-    srv_sandbox *sb = srv_sandbox_get(d, req->sandbox_id, &gerr);
-    if (!sb) {
-        if (gerr)
-            return cr_err_set(err, gerr->code, "%s", gerr->msg), cr_err_free(gerr), -1;
-        return cr_err_set(err, CR_NOT_FOUND, "pod sandbox %s not found", req->sandbox_id);
-    }
+    srv_sandbox *sb = sandbox_or_err(d, req->sandbox_id, err);
+    if (!sb)
+        return -1;
     int fd = net_ns_dial(sb->host_network ? NULL : sb->netns, port, DIAL_TIMEOUT_MS, err);
     if (fd < 0)
         cr_err_prefix(err, "port-forward to pod %s", sb->id);
@@ -566,9 +577,8 @@ static int check_container(srv_daemon *d, const char *what, const char *id, bool
     Runtime__V1__ContainerState st = srv_container_state(d, c);
     int r = 0;
     if (st != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING) {
-        const char *name = st == RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED ? "created"
-                           : st == RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED ? "exited" : "unknown";
-        r = cr_err_set(err, CR_FAILED_PRECONDITION, "%s %s: the container is %s, not running", what, c->id, name);
+        r = cr_err_set(err, CR_FAILED_PRECONDITION, "%s %s: the container is %s, not running", what, c->id,
+                       srv_container_state_name(st));
     }
     srv_container_put(d, c);
     return r;
@@ -664,13 +674,9 @@ int srv_port_forward(srv_daemon *d, const ProtobufCMessage *req, ProtobufCMessag
         if (in->port[i] <= 0 || in->port[i] > 65535)
             return cr_err_set(err, CR_INVALID_ARGUMENT, "port-forward to pod %s: port %d: want 1 to 65535",
                               in->pod_sandbox_id, in->port[i]);
-    cr_err *gerr = NULL;
-    srv_sandbox *sb = srv_sandbox_get(d, in->pod_sandbox_id, &gerr);
-    if (!sb) {
-        if (gerr)
-            return cr_err_set(err, gerr->code, "%s", gerr->msg), cr_err_free(gerr), -1;
-        return cr_err_set(err, CR_NOT_FOUND, "pod sandbox %s not found", in->pod_sandbox_id ? in->pod_sandbox_id : "");
-    }
+    srv_sandbox *sb = sandbox_or_err(d, in->pod_sandbox_id, err);
+    if (!sb)
+        return -1;
     /* Read as the lists read it: not behind a lifecycle call in flight. */
     pthread_mutex_lock(&d->sb_mu);
     bool ready = sb->ready;
